@@ -1,0 +1,368 @@
+"""Every write to flags: syncing the registry into waffle, user preferences, the rollout."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.apps import apps as global_apps
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from waffle.models import Flag
+
+from flags import conf
+from flags.gates import is_feature_available
+from flags.models import FeaturePreference, RolloutChange
+from flags.registry import (
+    FEATURES,
+    GROUP_KEYWORDS,
+    KEYWORDS,
+    MEMBER,
+    MOD,
+    PAID_TIERS,
+    PUBLIC,
+    USER,
+    Feature,
+    feature_get,
+)
+from flags.stages import (
+    GUARDED_AFTER,
+    STAGE_KEYWORDS,
+    STAGES,
+    next_stage,
+    previous_stage,
+    stage_index,
+    stage_label,
+    stage_of_flag,
+)
+from training.selectors import SuccessRate, engine_success_rate
+
+MIN_OVERRIDE_REASON = 10  # characters; "ok" or "test" is not a reason
+
+# What group `mod` may do in admin, and nothing more: (app label, model, codename).
+MOD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
+    ("waffle", "flag", "view_flag"),
+    ("waffle", "flag", "change_flag"),
+    ("flags", "rolloutchange", "view_rolloutchange"),
+    ("flags", "featurepreference", "view_featurepreference"),
+    ("training", "trainingrun", "view_trainingrun"),
+)
+
+
+class FeatureNotToggleable(Exception):
+    pass
+
+
+class FeatureNotAvailable(Exception):
+    pass
+
+
+class RolloutError(Exception):
+    """A stage change that makes no sense (unknown stage, wrong direction, no staged rollout)."""
+
+
+class RolloutRefused(RolloutError):
+    """The guard said no: too few finished runs or too low a success rate, and no override."""
+
+
+# --- waffle rows --------------------------------------------------------------------------------
+
+
+def _flush(flag: Flag) -> None:
+    # Now, for this process inside the transaction, and again after commit, because another
+    # process may re-cache the old row in between. m2m clear() would not flush at all (B.5).
+    flag.flush()
+    transaction.on_commit(flag.flush, using=flag._state.db or DEFAULT_DB_ALIAS)
+
+
+def _group_names_for(keywords: frozenset[str]) -> set[str]:
+    names = set(keywords & GROUP_KEYWORDS)
+    if MEMBER in keywords:
+        names.update(PAID_TIERS)
+    return names
+
+
+def _flag_write_availability(flag: Flag, keywords: frozenset[str], *, using: str) -> None:
+    """Make a waffle row express these keywords. `granted` needs nothing: the row's user list is
+    always honoured and never touched here."""
+    # everyone: True only for `public`; False (off for everyone) when no keyword admits anybody;
+    # otherwise None so that authenticated/groups/users decide.
+    if PUBLIC in keywords:
+        flag.everyone = True
+    elif not keywords:
+        flag.everyone = False
+    else:
+        flag.everyone = None
+    flag.authenticated = USER in keywords
+    # The gate ignores these; written anyway so waffle's own tools tell the same story.
+    flag.superusers = False
+    flag.staff = False
+    flag.percent = None
+    flag.save(using=using)
+    # set() removes and adds, which waffle's m2m signal flushes; clear() would not.
+    flag.groups.set(Group.objects.using(using).filter(name__in=_group_names_for(keywords)))
+    _flush(flag)
+
+
+def flag_set_availability(
+    *, key: str, keywords: Iterable[str], using: str = DEFAULT_DB_ALIAS
+) -> Flag:
+    """Point a feature's waffle row at these availability keywords (creating the row if needed).
+    For set-up and scripts; staged features move through rollout_set_stage, which audits."""
+    feature = feature_get(key)
+    wanted = frozenset(keywords)
+    unknown = sorted(wanted - KEYWORDS)
+    if unknown:
+        raise ValueError(f"Unknown availability keyword(s): {', '.join(unknown)}.")
+    with transaction.atomic(using=using):
+        groups_ensure(using=using)
+        Flag.objects.using(using).get_or_create(
+            name=key, defaults={"note": feature.description, "superusers": False}
+        )
+        flag = Flag.objects.using(using).select_for_update().get(name=key)
+        # The row now expresses exactly these keywords (its user list is kept).
+        _flag_write_availability(flag, wanted, using=using)
+    return flag
+
+
+def groups_ensure(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    created = []
+    for name in sorted(GROUP_KEYWORDS):
+        _group, was_created = Group.objects.using(using).get_or_create(name=name)
+        if was_created:
+            created.append(name)
+    return created
+
+
+def mod_permissions_grant(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    """Give group `mod` the MOD_PERMISSIONS it lacks. Creates a permission row if post_migrate
+    has not reached that app yet (Django's create_permissions then skips it)."""
+    mod = Group.objects.using(using).get(name=MOD)
+    have = set(mod.permissions.values_list("content_type__app_label", "codename").using(using))
+    granted = []
+    for app_label, model_name, codename in MOD_PERMISSIONS:
+        if (app_label, codename) in have:
+            continue
+        try:
+            model = global_apps.get_model(app_label, model_name)
+        except LookupError:
+            continue  # that app is not installed here
+        content_type = ContentType.objects.db_manager(using).get_for_model(
+            model, for_concrete_model=False
+        )
+        action = codename.split("_", 1)[0]
+        permission, _created = Permission.objects.using(using).get_or_create(
+            content_type=content_type,
+            codename=codename,
+            defaults={"name": f"Can {action} {model._meta.verbose_name_raw}"},
+        )
+        mod.permissions.add(permission)  # add only: never strips what an admin granted
+        granted.append(f"{app_label}.{codename}")
+    return granted
+
+
+@dataclass
+class SyncReport:
+    created_groups: list[str] = field(default_factory=list)
+    created_flags: list[str] = field(default_factory=list)
+    granted_permissions: list[str] = field(default_factory=list)
+
+
+def features_sync(*, using: str = DEFAULT_DB_ALIAS) -> SyncReport:
+    """Create what the registry declares and the database lacks. An existing flag row is never
+    changed: its availability is the moderators' to edit."""
+    report = SyncReport()
+    with transaction.atomic(using=using):
+        report.created_groups = groups_ensure(using=using)
+        for key, feature in FEATURES.items():
+            flag, created = Flag.objects.using(using).get_or_create(
+                name=key, defaults={"note": feature.description, "superusers": False}
+            )
+            if created:
+                # A new row starts at the registry's availability.
+                _flag_write_availability(flag, frozenset(feature.availability), using=using)
+                report.created_flags.append(key)
+        report.granted_permissions = mod_permissions_grant(using=using)
+    return report
+
+
+def features_sync_after_migrate(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    tables = set(connections[using].introspection.table_names())
+    needed = {Flag._meta.db_table, Group._meta.db_table, Permission._meta.db_table}
+    if needed <= tables:  # a partial migrate (e.g. `migrate auth`) may not have made them yet
+        features_sync(using=using)
+
+
+# --- preferences --------------------------------------------------------------------------------
+
+
+def preference_set(*, user: Any, key: str, enabled: bool) -> FeaturePreference:
+    """Raises UnknownFeature, FeatureNotToggleable or FeatureNotAvailable."""
+    feature = feature_get(key)
+    if not feature.toggleable:
+        raise FeatureNotToggleable(f"{feature.display_name} cannot be switched on or off.")
+    if not is_feature_available(user, key):
+        raise FeatureNotAvailable(f"{feature.display_name} is not available to you yet.")
+    # One row per (user, key); the gate reads it on the user's next check.
+    preference, _created = FeaturePreference.objects.update_or_create(
+        user=user, key=key, defaults={"enabled": enabled}
+    )
+    return preference
+
+
+# --- rollout ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RolloutGuard:
+    numbers: SuccessRate
+    window_days: int
+    min_rate: float
+    min_runs: int
+
+    @property
+    def passes(self) -> bool:
+        rate = self.numbers.rate
+        return self.numbers.finished >= self.min_runs and rate is not None and rate >= self.min_rate
+
+    def explain(self) -> str:
+        n = self.numbers
+        seen = (
+            f"{n.succeeded} of {n.finished} finished runs succeeded ({n.rate:.0%})"
+            if n.rate is not None
+            else "no finished runs"
+        )
+        return (
+            f"{seen} in the last {self.window_days} days; promotion past moderators needs at "
+            f"least {self.min_rate:.0%} on at least {self.min_runs} finished runs."
+        )
+
+
+def rollout_feature(key: str) -> Feature:
+    feature = feature_get(key)
+    if feature.rollout_engine is None:
+        raise RolloutError(f"{feature.display_name} has no staged rollout.")
+    return feature
+
+
+def rollout_guard(*, key: str) -> RolloutGuard:
+    feature = rollout_feature(key)
+    assert feature.rollout_engine is not None
+    days = conf.rollout_window_days()
+    return RolloutGuard(
+        numbers=engine_success_rate(engine=feature.rollout_engine, days=days),
+        window_days=days,
+        min_rate=conf.rollout_min_success_rate(),
+        min_runs=conf.rollout_min_finished_runs(),
+    )
+
+
+def rollout_stage(*, key: str) -> str:
+    rollout_feature(key)
+    return stage_of_flag(Flag.objects.filter(name=key).first())
+
+
+def rollout_set_stage(
+    *,
+    actor: Any,
+    key: str,
+    to_stage: str,
+    reason: str = "",
+    via: str = RolloutChange.Via.ADMIN,
+    actor_name: str = "",
+) -> RolloutChange:
+    """Move a feature to any stage. Forward past `mods` needs the guard to pass or an override
+    reason; backward always works at once. Raises RolloutError / RolloutRefused."""
+    feature = rollout_feature(key)
+    if to_stage not in STAGES:
+        raise RolloutError(f"Unknown stage {to_stage!r}; use one of {', '.join(STAGES)}.")
+    reason = reason.strip()
+    with transaction.atomic():
+        groups_ensure()
+        # A missing row is stage off; create it switched off so there is a row to lock.
+        Flag.objects.get_or_create(
+            name=key,
+            defaults={"note": feature.description, "everyone": False, "superusers": False},
+        )
+        # Row lock: two moderators clicking at once serialise, and from_stage is what we change.
+        flag = Flag.objects.select_for_update().get(name=key)
+        from_stage = stage_of_flag(flag)
+        if to_stage == from_stage:
+            raise RolloutError(
+                f"{feature.display_name} is already at stage {stage_label(to_stage)}."
+            )
+        guard = rollout_guard(key=key)
+        override_used = False
+        forward = stage_index(to_stage) > stage_index(from_stage)
+        if forward and stage_index(to_stage) > stage_index(GUARDED_AFTER) and not guard.passes:
+            if len(reason) < MIN_OVERRIDE_REASON:
+                raise RolloutRefused(
+                    f"Not promoted: {guard.explain()} To promote anyway, write a reason of at "
+                    f"least {MIN_OVERRIDE_REASON} characters."
+                )
+            override_used = True
+        # The stage change itself: the row now admits exactly the new stage's audience.
+        _flag_write_availability(flag, STAGE_KEYWORDS[to_stage], using=DEFAULT_DB_ALIAS)
+        # The audit record, with the numbers as they were when the change was made.
+        return RolloutChange.objects.create(
+            actor=actor if actor is not None and actor.is_authenticated else None,
+            actor_name=actor.get_username() if actor is not None else (actor_name or "unknown"),
+            via=via,
+            feature_key=key,
+            from_stage=from_stage,
+            to_stage=to_stage,
+            reason=reason,
+            success_rate=guard.numbers.rate,
+            succeeded_runs=guard.numbers.succeeded,
+            finished_runs=guard.numbers.finished,
+            window_days=guard.window_days,
+            override_used=override_used,
+        )
+
+
+def rollout_promote(
+    *,
+    actor: Any,
+    key: str,
+    to_stage: str | None = None,
+    reason: str = "",
+    via: str = RolloutChange.Via.ADMIN,
+    actor_name: str = "",
+) -> RolloutChange:
+    """Forward only; to_stage defaults to the next stage."""
+    current = rollout_stage(key=key)
+    target = to_stage or next_stage(current)
+    if target is None:
+        raise RolloutError("Already at the last stage.")
+    if target in STAGES and stage_index(target) <= stage_index(current):
+        raise RolloutError(
+            f"{stage_label(target)} is not after {stage_label(current)}; roll back instead."
+        )
+    return rollout_set_stage(
+        actor=actor, key=key, to_stage=target, reason=reason, via=via, actor_name=actor_name
+    )
+
+
+def rollout_rollback(
+    *,
+    actor: Any,
+    key: str,
+    to_stage: str | None = None,
+    reason: str = "",
+    via: str = RolloutChange.Via.ADMIN,
+    actor_name: str = "",
+) -> RolloutChange:
+    """Backward only, never guarded; to_stage defaults to the previous stage."""
+    current = rollout_stage(key=key)
+    target = to_stage or previous_stage(current)
+    if target is None:
+        raise RolloutError("Already off.")
+    if target in STAGES and stage_index(target) >= stage_index(current):
+        raise RolloutError(
+            f"{stage_label(target)} is not before {stage_label(current)}; promote instead."
+        )
+    return rollout_set_stage(
+        actor=actor, key=key, to_stage=target, reason=reason, via=via, actor_name=actor_name
+    )

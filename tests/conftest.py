@@ -1,0 +1,85 @@
+"""Personas and clients shared by the tests: owner, other user, moderator, gold member, anonymous."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> Iterator[None]:
+    # Waffle caches flags in the shared cache; a test must not see the previous test's flags.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def make_user(username: str, *groups: str, **extra: Any) -> User:
+    user = User.objects.create_user(username=username, password="pw-" + username, **extra)
+    for name in groups:
+        user.groups.add(Group.objects.get(name=name))
+    return user
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    return make_user("olivia")
+
+
+@pytest.fixture
+def other_user(db: None) -> User:
+    return make_user("mallory")
+
+
+@pytest.fixture
+def mod(db: None) -> User:
+    return make_user("maude", "mod")
+
+
+@pytest.fixture
+def gold_member(db: None) -> User:
+    return make_user("goldie", "gold")
+
+
+@pytest.fixture
+def client_for() -> Callable[[User | None], APIClient]:
+    """An API client that authenticates the way API users do: `Authorization: Token <key>`."""
+
+    def build(user: User | None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            token, _ = Token.objects.get_or_create(user=user)
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return build
+
+
+def run_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "baseModel": "sdxl",
+        "loraName": "my-style",
+        "trainingData": {"url": "https://data.example.com/set.zip", "imageCount": 24},
+        "samplePrompts": ["a portrait in my style"],
+    }
+    body.update(overrides)
+    return body
+
+
+def opt_in(user: User, key: str = "aiToolkitTraining") -> User:
+    from flags.models import FeaturePreference
+
+    FeaturePreference.objects.update_or_create(user=user, key=key, defaults={"enabled": True})
+    return user
+
+
+@pytest.fixture
+def ai_mod(mod: User) -> User:
+    """A moderator who opted in to AI Toolkit (toggleable, off until chosen)."""
+    return opt_in(mod)

@@ -1,0 +1,237 @@
+"""The one set of serializers for the API and the pages. JSON is camelCase."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.validators import URLValidator
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from training import catalog
+from training.models import RunEvent, TrainingRun
+from training.runspec import resolve_run
+from training.services import workflow_body
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """JSON integers only: no "12", no 12.5, no true."""
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictCharField(serializers.CharField):
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """Refuses keys it does not know, naming them, instead of silently dropping them."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        key: [
+                            serializers.ErrorDetail(
+                                f"{key} is not a field here. Allowed: {', '.join(self.fields)}.",
+                                code="unknown",
+                            )
+                        ]
+                        for key in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+class TrainingDataSerializer(StrictSerializer):
+    url = StrictCharField(
+        max_length=2000,
+        validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+        help_text="Where the orchestrator downloads the training zip (http or https).",
+    )
+    imageCount = StrictIntegerField(
+        min_value=1,
+        max_value=catalog.MAX_IMAGES,
+        help_text=f"Images in the zip, 1-{catalog.MAX_IMAGES}.",
+    )
+
+
+class RunInputSerializer(StrictSerializer):
+    baseModel = serializers.ChoiceField(
+        choices=list(catalog.BASE_MODELS),
+        error_messages={
+            "invalid_choice": '"{input}" is not a base model; GET /api/v1/training-catalog/ '
+            "lists them."
+        },
+    )
+    customModel = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=500,
+        help_text="Optional AIR of a checkpoint to train on top of the base model.",
+    )
+    engine = serializers.ChoiceField(
+        choices=list(catalog.ENGINES),
+        required=False,
+        error_messages={"invalid_choice": '"{input}" is not an engine; use kohya, rapid, musubi '
+                        "or ai-toolkit."},
+        help_text="Defaults to the base model's default engine.",
+    )  # fmt: skip
+    loraName = StrictCharField(max_length=100, trim_whitespace=True)
+    trainingData = TrainingDataSerializer()
+    samplePrompts = serializers.ListField(
+        child=StrictCharField(max_length=catalog.MAX_PROMPT_LENGTH),
+        required=False,
+        max_length=catalog.MAX_SAMPLE_PROMPTS,
+    )
+    negativePrompt = StrictCharField(
+        required=False, allow_blank=True, max_length=catalog.MAX_PROMPT_LENGTH
+    )
+    priority = serializers.ChoiceField(choices=list(catalog.PRIORITIES), default="normal")
+    params = serializers.DictField(
+        required=False,
+        help_text="Engine-native parameter names; omitted ones take the catalog default.",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        user = self.context["request"].user
+        return {"spec": resolve_run(user=user, data=attrs)}
+
+
+class RunEventSerializer(serializers.ModelSerializer[RunEvent]):
+    at = serializers.DateTimeField(source="created_at")
+    fromStatus = serializers.CharField(source="from_status")
+    toStatus = serializers.CharField(source="to_status")
+
+    class Meta:
+        model = RunEvent
+        fields = ["at", "kind", "fromStatus", "toStatus", "message"]
+
+
+class TrainingDataOutSerializer(serializers.Serializer[Any]):
+    url = serializers.CharField(source="training_data_url")
+    imageCount = serializers.IntegerField(source="image_count")
+
+
+class RunErrorSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(source="error_code")
+    message = serializers.CharField(source="error_message")
+
+
+class RunSerializer(serializers.ModelSerializer[TrainingRun]):
+    baseModel = serializers.CharField(source="base_model")
+    customModel = serializers.CharField(source="custom_model")
+    modelVariant = serializers.CharField(source="model_variant")
+    loraName = serializers.CharField(source="lora_name")
+    trainingData = TrainingDataOutSerializer(source="*")
+    samplePrompts = serializers.ListField(source="sample_prompts", child=serializers.CharField())
+    negativePrompt = serializers.CharField(source="negative_prompt")
+    params = serializers.DictField()
+    workflowId = serializers.CharField(source="workflow_id")
+    estimatedCost = serializers.IntegerField(source="estimated_cost", allow_null=True)
+    chargedCost = serializers.IntegerField(source="charged_cost", allow_null=True)
+    error = serializers.SerializerMethodField()
+    epochs = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    updatedAt = serializers.DateTimeField(source="updated_at")
+    submittedAt = serializers.DateTimeField(source="submitted_at", allow_null=True)
+    startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id", "status", "baseModel", "customModel", "engine", "ecosystem", "modelVariant",
+            "loraName", "trainingData", "samplePrompts", "negativePrompt", "priority", "params",
+            "workflowId", "estimatedCost", "chargedCost", "error", "epochs", "createdAt",
+            "updatedAt", "submittedAt", "startedAt", "completedAt",
+        ]  # fmt: skip
+
+    @extend_schema_field(RunErrorSerializer(allow_null=True))
+    def get_error(self, run: TrainingRun) -> dict[str, str] | None:
+        if not run.error_code:
+            return None
+        return {"code": run.error_code, "message": run.error_message}
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_epochs(self, run: TrainingRun) -> list[dict[str, Any]]:
+        return list((run.outputs or {}).get("epochs", []))
+
+
+class RunDetailSerializer(RunSerializer):
+    payload = serializers.SerializerMethodField()
+    events = RunEventSerializer(many=True, read_only=True)
+
+    class Meta(RunSerializer.Meta):
+        fields = [*RunSerializer.Meta.fields, "payload", "events"]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_payload(self, run: TrainingRun) -> dict[str, Any]:
+        return workflow_body(run, run_id=run.id)
+
+
+class PreviewSerializer(serializers.Serializer[Any]):
+    workflow = serializers.DictField(help_text="The exact body POSTed to /v2/consumer/workflows.")
+    params = serializers.DictField(help_text="Effective parameters after defaults.")
+    engine = serializers.CharField()
+    ecosystem = serializers.CharField()
+    modelVariant = serializers.CharField()
+
+
+class TokenRequestSerializer(StrictSerializer):
+    username = StrictCharField()
+    password = StrictCharField(trim_whitespace=False, style={"input_type": "password"})
+
+
+class TokenSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField()
+
+
+class ParamSpecSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    type = serializers.CharField(source="kind")
+    default = serializers.JSONField(allow_null=True)
+    min = serializers.FloatField(source="minimum", allow_null=True)
+    max = serializers.FloatField(source="maximum", allow_null=True)
+    options = serializers.ListField(child=serializers.CharField())
+    locked = serializers.BooleanField()
+    nullable = serializers.BooleanField()
+    step = serializers.IntegerField(allow_null=True)
+    computed = serializers.CharField(allow_null=True)
+
+
+class CatalogEngineSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    available = serializers.BooleanField()
+    reason = serializers.CharField(allow_null=True)
+    default = serializers.BooleanField()
+    params = ParamSpecSerializer(many=True)
+
+
+class CatalogBaseModelSerializer(serializers.Serializer[Any]):
+    key = serializers.CharField()
+    label = serializers.CharField()
+    family = serializers.CharField()
+    baseType = serializers.CharField()
+    mediaType = serializers.CharField()
+    air = serializers.CharField()
+    ecosystem = serializers.CharField(allow_null=True)
+    modelVariant = serializers.CharField(allow_null=True)
+    defaultEngine = serializers.CharField()
+    engines = CatalogEngineSerializer(many=True)
+
+
+class CatalogSerializer(serializers.Serializer[Any]):
+    baseModels = CatalogBaseModelSerializer(many=True)
+    engines = serializers.ListField(child=serializers.DictField())

@@ -1,0 +1,27 @@
+"""Per-run callback URLs. The orchestrator signs nothing, so each run's URL carries its own token:
+an HMAC of the run id under CALLBACK_SECRET, checked in constant time (DESIGN.md §5)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from uuid import UUID
+
+from django.conf import settings
+
+
+def callback_token(run_id: UUID | str) -> str:
+    return hmac.new(
+        settings.CALLBACK_SECRET.encode(), str(run_id).encode(), hashlib.sha256
+    ).hexdigest()
+
+
+def callback_token_valid(run_id: UUID | str, token: str | None) -> bool:
+    return bool(token) and hmac.compare_digest(callback_token(run_id), str(token))
+
+
+def callback_url(run_id: UUID | str) -> str:
+    return (
+        f"{settings.PUBLIC_BASE_URL}/api/v1/orchestrator/callbacks/{run_id}/"
+        f"?token={callback_token(run_id)}"
+    )

@@ -1,0 +1,71 @@
+"""What every wire contract offers, and the shape of a run it builds a workflow from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from training.catalog import BaseModel
+
+
+class RunLike(Protocol):
+    """A validated run: a stored TrainingRun or a not-yet-stored RunSpec."""
+
+    base_model: str
+    custom_model: str
+    engine: str
+    ecosystem: str
+    model_variant: str
+    params: dict[str, Any]
+    training_data_url: str
+    image_count: int
+    sample_prompts: list[str]
+    negative_prompt: str
+    lora_name: str
+    priority: str
+
+
+@dataclass(frozen=True)
+class WireError:
+    path: str
+    message: str
+
+
+class Contract(Protocol):
+    name: str
+
+    def build_workflow(self, run: RunLike, *, run_id: str, callback_url: str) -> dict[str, Any]: ...
+
+    def validate_workflow(self, body: Mapping[str, Any]) -> list[WireError]: ...
+
+    def ai_toolkit_unavailable(self, base: BaseModel) -> str | None:
+        """Why this contract cannot train the base model with AI Toolkit, or None if it can."""
+        ...
+
+
+def air_regex(version_chars: str) -> re.Pattern[str]:
+    return re.compile(
+        r"^(?:urn:)?(?:air:)?(?:(?P<ecosystem>[a-zA-Z0-9_\-/]+):)?(?:(?P<type>[a-zA-Z0-9_\-/]+):)?"
+        r"(?P<source>[a-zA-Z0-9_\-/]+):(?P<id>[a-zA-Z0-9_\-/.]+)"
+        rf"(?:@(?P<version>[{version_chars}]+))?(?:\.(?P<format>[a-zA-Z0-9_\-]+))?$"
+    )
+
+
+def wire_errors(exc: ValidationError, *, skip: Sequence[str] = ()) -> list[WireError]:
+    """Pydantic errors as dotted paths (`steps[0].input.epochs`), without union tag segments."""
+    out: list[WireError] = []
+    for err in exc.errors():
+        path = ""
+        for part in err["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            elif part in skip:
+                continue
+            else:
+                path += f".{part}" if path else str(part)
+        out.append(WireError(path=path, message=err["msg"]))
+    return out

@@ -1,0 +1,168 @@
+"""A run request resolved against the catalog, the flags and the active contract: either a
+complete RunSpec (every value effective, ready to store and to build a payload from) or the list
+of problems, each with its field path."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from flags import is_feature_active
+from training import catalog
+from training.catalog import BaseModel, Engine
+from training.orchestrator import contracts
+from training.params import Problem, resolve_params
+
+_URN_AIR = re.compile(
+    r"^urn:air:(?P<ecosystem>[a-zA-Z0-9_\-]+):(?P<type>[a-zA-Z0-9_\-]+):"
+    r"(?P<source>[a-zA-Z0-9_\-]+):(?P<id>[a-zA-Z0-9_\-/.]+)@(?P<version>[a-zA-Z0-9_\-/.=,]+)$"
+)
+_CIVITAI_AIR = re.compile(r"^civitai:(?P<id>\d+)@(?P<version>\d+)$")
+
+
+@dataclass
+class RunSpec:
+    base_model: str
+    engine: Engine
+    lora_name: str
+    training_data_url: str
+    image_count: int
+    custom_model: str = ""
+    ecosystem: str = ""
+    model_variant: str = ""
+    params: dict[str, Any] = field(default_factory=dict)
+    sample_prompts: list[str] = field(default_factory=list)
+    negative_prompt: str = ""
+    priority: str = "normal"
+
+
+class FeatureNotActive(Exception):
+    def __init__(self, feature: str, message: str) -> None:
+        super().__init__(message)
+        self.feature = feature
+        self.message = message
+
+
+class RunRejected(Exception):
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.message for p in problems))
+        self.problems = problems
+
+
+def _engine_not_allowed(base: BaseModel, engine: Engine) -> str:
+    allowed = ", ".join(base.engines)
+    if engine == catalog.AI_TOOLKIT and base.ai_toolkit_unavailable:
+        return base.ai_toolkit_unavailable
+    reasons = {
+        catalog.RAPID: "Rapid Training is for Flux.1 only.",
+        catalog.MUSUBI: "Musubi trains video models only.",
+        catalog.KOHYA: "Kohya trains image models only.",
+        catalog.AI_TOOLKIT: "AI Toolkit does not support this base model.",
+    }
+    return f"{reasons[engine]} Engines for {base.label}: {allowed}."
+
+
+def check_custom_model(base: BaseModel, value: str) -> Problem | None:
+    urn = _URN_AIR.match(value)
+    if not urn and not _CIVITAI_AIR.match(value):
+        return Problem(
+            "customModel",
+            "invalid_air",
+            "customModel must be an AIR such as urn:air:sdxl:checkpoint:civitai:101055@128078 "
+            "or civitai:<modelId>@<versionId>.",
+        )
+    if urn:
+        if urn["ecosystem"] not in base.air_ecosystems:
+            return Problem(
+                "customModel",
+                "wrong_family",
+                f"customModel is a {urn['ecosystem']} model but {base.label} trains the "
+                f"{base.family} family ({', '.join(base.air_ecosystems)}); choose a matching "
+                "base model or checkpoint.",
+            )
+        if urn["type"] != "checkpoint":
+            return Problem(
+                "customModel",
+                "not_a_checkpoint",
+                f"customModel must name a checkpoint to train on, not a {urn['type']}.",
+            )
+    return None
+
+
+def ai_toolkit_unavailable(base: BaseModel) -> str | None:
+    """Why AI Toolkit cannot train this base model (catalog or contract), or None."""
+    if catalog.AI_TOOLKIT not in base.engines:
+        return base.ai_toolkit_unavailable or _engine_not_allowed(base, catalog.AI_TOOLKIT)
+    return contracts.active().ai_toolkit_unavailable(base)
+
+
+def base_model_available(user: Any, base: BaseModel) -> bool:
+    return base.required_feature is None or is_feature_active(user, base.required_feature)
+
+
+def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
+    """Raises RunRejected with every problem found, or FeatureNotActive (a 403)."""
+    base = catalog.BASE_MODELS[data["baseModel"]]
+    if not base_model_available(user, base):
+        raise RunRejected(
+            [
+                Problem(
+                    "baseModel",
+                    "not_available",
+                    f"{base.label} is not available to you yet; choose another base model.",
+                )
+            ]
+        )
+    engine: Engine = data.get("engine") or base.default_engine
+    if engine not in base.engines:
+        raise RunRejected([Problem("engine", "not_allowed", _engine_not_allowed(base, engine))])
+    if engine == catalog.AI_TOOLKIT:
+        reason = ai_toolkit_unavailable(base)
+        if reason:
+            raise RunRejected([Problem("engine", "not_allowed", reason)])
+        if not is_feature_active(user, catalog.AI_TOOLKIT_FEATURE):
+            raise FeatureNotActive(
+                catalog.AI_TOOLKIT_FEATURE,
+                "AI Toolkit training is not enabled for your account. If it is offered to you, "
+                "opt in under /settings/features; otherwise train with "
+                f"{catalog.ENGINES[base.default_engine].label}.",
+            )
+
+    problems: list[Problem] = []
+    custom_model = data.get("customModel") or ""
+    if custom_model:
+        problem = check_custom_model(base, custom_model)
+        if problem:
+            problems.append(problem)
+    training_data = data["trainingData"]
+    resolved = resolve_params(
+        base=base, engine=engine, given=data.get("params") or {}, image_count=training_data["imageCount"]
+    )
+    problems.extend(resolved.problems)
+    prompts = list(data.get("samplePrompts") or [])
+    if engine == catalog.AI_TOOLKIT and not prompts:
+        problems.append(
+            Problem(
+                "samplePrompts",
+                "required",
+                "AI Toolkit needs at least one sample prompt to render samples for each epoch.",
+            )
+        )
+    if problems:
+        raise RunRejected(problems)
+    is_ai_toolkit = engine == catalog.AI_TOOLKIT
+    return RunSpec(
+        base_model=base.key,
+        engine=engine,
+        lora_name=data["loraName"],
+        training_data_url=training_data["url"],
+        image_count=training_data["imageCount"],
+        custom_model=custom_model,
+        ecosystem=(base.ecosystem or "") if is_ai_toolkit else "",
+        model_variant=(base.variant or "") if is_ai_toolkit else "",
+        params=resolved.params,
+        sample_prompts=prompts,
+        negative_prompt=data.get("negativePrompt") or "",
+        priority=data.get("priority") or "normal",
+    )
