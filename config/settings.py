@@ -85,9 +85,10 @@ REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "training"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
         }
     }
 else:
@@ -174,7 +175,9 @@ CALLBACK_SECRET = env_str("CALLBACK_SECRET", SECRET_KEY)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60)
+        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
     }
 else:
     _broker_dir = VAR_DIR / "broker"
@@ -187,6 +190,10 @@ else:
         "data_folder_processed": str(_broker_dir / "processed"),
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Publishing happens on the request path: fail fast when the broker is away (the reconciler
+# re-enqueues the committed run later) instead of holding the user's request.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 
 TRAINING_MAX_ACTIVE_RUNS = env_int("TRAINING_MAX_ACTIVE_RUNS", 5, minimum=1)
 
@@ -197,3 +204,37 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+
+# Celery reliability (django-practice.md B.1): ack after the task ran, and re-send (bounded by the
+# task's retries) a task whose worker died; fair dispatch; JSON only; hard limits far below the
+# visibility timeout so a long task is never delivered twice while still running.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_RETRY_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 120, minimum=10)
+CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=20)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-runs": {
+        "task": "training.tasks.reconcile_runs_task",
+        "schedule": float(env_int("RECONCILE_EVERY_SECONDS", 60, minimum=1)),
+    }
+}
+
+# Submission retries: 2 s, 4 s, 8 s … capped at 60 s, jittered; then the run fails.
+SUBMIT_MAX_RETRIES = env_int("SUBMIT_MAX_RETRIES", 8, minimum=0)
+SUBMIT_RETRY_BASE_SECONDS = env_float("SUBMIT_RETRY_BASE_SECONDS", 2.0)
+SUBMIT_RETRY_MAX_SECONDS = env_float("SUBMIT_RETRY_MAX_SECONDS", 60.0)
+# The reconciler's patience: pending nobody took, submitting gone silent, and runs with no news.
+RECONCILE_PENDING_SECONDS = env_int("RECONCILE_PENDING_SECONDS", 30, minimum=0)
+RECONCILE_SUBMITTING_SECONDS = env_int("RECONCILE_SUBMITTING_SECONDS", 300, minimum=0)
+RECONCILE_QUIET_SECONDS = env_int("RECONCILE_QUIET_SECONDS", 60, minimum=0)
+ESTIMATE_CACHE_SECONDS = env_int("ESTIMATE_CACHE_SECONDS", 60, minimum=0)
+if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", 3600):  # type: ignore[operator]
+    raise ImproperlyConfigured("CELERY_TASK_TIME_LIMIT must stay below the visibility timeout.")

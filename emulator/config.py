@@ -49,12 +49,12 @@ class EmulatorConfig:
             if raw == "":
                 continue
             try:
-                changes[f.name] = _PARSERS[f.name](raw)
-            except ValueError as exc:
+                changes[f.name] = _CHECKS[f.name](_PARSERS[f.name](raw))
+            except (TypeError, ValueError) as exc:
                 problems[name] = str(exc)
         if problems:
             raise ConfigError(problems)
-        return cls().with_changes(changes)
+        return replace(cls(), **changes)  # type: ignore[arg-type]
 
     def with_changes(
         self, changes: Mapping[str, object], *, runtime: bool = False

@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.utils.html import format_html
 
 from training.models import RunEvent, TrainingRun
-from training.services import workflow_body
+from training.payloads import workflow_body
 
 
 class RunEventInline(admin.TabularInline[RunEvent, TrainingRun]):

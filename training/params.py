@@ -331,3 +331,27 @@ def kohya_to_ai_toolkit(*, base: BaseModel, params: Mapping[str, Any]) -> dict[s
         if base.variant:
             out["modelVariant"] = base.variant
     return out
+
+
+def run_warnings(run: Any) -> list[str]:
+    """Hazards worth a word before paying: accepted, but likely not what the user wants."""
+    warnings: list[str] = []
+    params = run.params
+    optimizer = params.get("optimizerType")
+    lr = params.get("lr", params.get("unetLR"))
+    if optimizer in catalog.PRODIGY_OPTIMIZERS and isinstance(lr, int | float) and lr < 0.1:
+        warnings.append(
+            "Prodigy adapts its own step size and expects a learning rate near 1; with "
+            f"{_fmt(lr)} it will barely train."
+        )
+    if run.engine == catalog.AI_TOOLKIT:
+        if run.negative_prompt:
+            warnings.append(
+                "AI Toolkit does not use the negative prompt; it is kept with the run but not sent."
+            )
+        if run.ecosystem in ("flux1", "sd3", "chroma", "wan") and optimizer in ("adam", "adamw"):
+            warnings.append(
+                f"Full-precision {optimizer} on {run.ecosystem} needs far more GPU memory than "
+                "adamw8bit and is known to run out of memory; adamw8bit is the tested choice."
+            )
+    return warnings

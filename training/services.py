@@ -1,54 +1,57 @@
-"""Every write to training runs. Each state change is a compare-and-set on the row."""
+"""Every write a user or the API starts. Each state change is a compare-and-set on the row."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+from dataclasses import asdict, dataclass
 from typing import Any
-from uuid import UUID
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
+from django.utils import timezone
 
+from training import catalog
+from training.lifecycle import transition
 from training.models import RunEvent, RunStatus, TrainingRun
-from training.orchestrator import contracts
-from training.orchestrator.callbacks import callback_url
-from training.orchestrator.contracts import RunLike
+from training.orchestrator.client import OrchestratorError, get_client
+from training.orchestrator.contracts import active as active_contract
 from training.params import Problem
-from training.runspec import RunRejected, RunSpec
+from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
+from training.runspec import RunRejected, RunSpec, resolve_run
+from training.tasks import submit_run_task
 
 log = logging.getLogger(__name__)
 
-# Previews have no run yet: they show the body with this id in its place.
-PREVIEW_RUN_ID = UUID(int=0)
+
+class RunConflict(Exception):
+    """The run is in a state that does not allow the action (409)."""
 
 
-def workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]:
-    """The exact workflow body the worker will POST for this run, under the active contract."""
-    return contracts.active().build_workflow(
-        run, run_id=str(run_id), callback_url=callback_url(run_id)
-    )
-
-
-def _checked_body(spec: RunSpec, *, run_id: UUID | str) -> dict[str, Any]:
-    body = workflow_body(spec, run_id=run_id)
-    wire_problems = contracts.active().validate_workflow(body)
-    if wire_problems:
-        # The catalog keeps runs inside the contract, so this means a value the contract refuses
-        # that our own checks let through: refuse the run rather than store one that cannot run.
-        raise RunRejected(
-            [
-                Problem(f"payload.{p.path}", "contract", f"The orchestrator would refuse it: {p.message}")
-                for p in wire_problems
-            ]
-        )
-    return body
+class OrchestratorUnavailable(Exception):
+    """The orchestrator could not answer now (503); nothing changed."""
 
 
 def training_run_preview(*, spec: RunSpec) -> dict[str, Any]:
-    return _checked_body(spec, run_id=PREVIEW_RUN_ID)
+    return checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
+
+
+def _enqueue_submit(run_id: str) -> None:
+    try:
+        submit_run_task.delay(run_id)
+    except Exception:  # the broker is away: the run is committed, the reconciler re-enqueues it
+        log.warning("could not enqueue run %s; the reconciler will pick it up", run_id, exc_info=True)
+
+
+def _estimate_key(spec: RunSpec) -> str:
+    body = json.dumps(checked_workflow_body(spec, run_id=PREVIEW_RUN_ID), sort_keys=True)
+    return "estimate:" + active_contract().name + ":" + hashlib.sha256(body.encode()).hexdigest()
 
 
 @transaction.atomic
-def training_run_create(*, owner: Any, spec: RunSpec) -> TrainingRun:
+def training_run_create(*, owner: Any, spec: RunSpec, retried_from: TrainingRun | None = None) -> TrainingRun:
     run = TrainingRun(
         owner=owner,
         base_model=spec.base_model,
@@ -64,8 +67,120 @@ def training_run_create(*, owner: Any, spec: RunSpec) -> TrainingRun:
         lora_name=spec.lora_name,
         priority=spec.priority,
         status=RunStatus.PENDING,
+        retried_from=retried_from,
     )
-    _checked_body(spec, run_id=run.id)
+    checked_workflow_body(spec, run_id=run.id)
+    # The price the user saw, when they asked for it (the pages always do) within the cache window.
+    quoted = cache.get(_estimate_key(spec))
+    if isinstance(quoted, dict):
+        run.estimated_cost = quoted.get("cost", {}).get("total")
     run.save(force_insert=True)
     RunEvent.objects.create(run=run, kind=RunEvent.Kind.CREATED, to_status=RunStatus.PENDING)
+    # Enqueue only once the row is committed, so a worker can never look for a run that isn't there.
+    transaction.on_commit(lambda: _enqueue_submit(str(run.id)))
     return run
+
+
+@dataclass(frozen=True)
+class Estimate:
+    cost: dict[str, int | None]
+    jobsAhead: int | None  # noqa: N815 (the API's camelCase)
+    etaMinutes: float | None  # noqa: N815
+    workflow: dict[str, Any]
+    warnings: list[str]
+    cached: bool = False
+
+
+def training_run_estimate(*, spec: RunSpec) -> Estimate:
+    """The orchestrator's whatif answer for the exact body this run would send; cached briefly
+    by request content so a form's repeated asks cost one call."""
+    from training.params import run_warnings
+
+    key = _estimate_key(spec)
+    hit = cache.get(key)
+    if isinstance(hit, dict):
+        return Estimate(**{**hit, "cached": True})
+    body = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
+    try:
+        answer = get_client().submit(body, whatif=True)
+    except OrchestratorError as exc:
+        if exc.kind == "rejected":
+            raise RunRejected([Problem("payload", "orchestrator_rejected", exc.message)]) from exc
+        raise OrchestratorUnavailable(exc.message) from exc
+    state = active_contract().parse_workflow(answer)
+    cost = answer.get("cost") or {}
+    estimate = Estimate(
+        cost={"base": cost.get("base"), "total": cost.get("total")},
+        jobsAhead=state.jobs_ahead,
+        etaMinutes=state.eta_minutes,
+        workflow=body,
+        warnings=run_warnings(spec),
+    )
+    cache.set(key, asdict(estimate), settings.ESTIMATE_CACHE_SECONDS)
+    return estimate
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Pending: cancel here. Submitted or processing: cancel at the orchestrator, then record."""
+    if run.status == RunStatus.PENDING and transition(
+        run.pk,
+        expected=RunStatus.PENDING,
+        to=RunStatus.CANCELED,
+        message="canceled by the owner before submission",
+        completed_at=timezone.now(),
+    ):
+        run.refresh_from_db()
+        return run
+    run.refresh_from_db()
+    if run.status == RunStatus.SUBMITTING:
+        raise RunConflict("The run is being submitted right now; try again in a few seconds.")
+    if run.is_terminal:
+        raise RunConflict(f"The run has already {run.status}; there is nothing to cancel.")
+    try:
+        get_client().cancel(run.workflow_id)
+    except OrchestratorError as exc:
+        if exc.kind in ("transient", "auth"):
+            raise OrchestratorUnavailable(
+                "The orchestrator did not confirm the cancel; try again shortly."
+            ) from exc
+        log.warning("cancel of run %s refused by the orchestrator: %s", run.pk, exc)
+    transition(
+        run.pk,
+        expected=run.status,
+        to=RunStatus.CANCELED,
+        message="canceled by the owner",
+        orchestrator_status="canceled",
+        completed_at=timezone.now(),
+    )
+    run.refresh_from_db()
+    return run
+
+
+RETRYABLE = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.CANCELED)
+
+
+def training_run_retry(*, run: TrainingRun, user: Any) -> TrainingRun:
+    """A new run with the same configuration, validated under today's rules; the old one stays."""
+    if run.status not in RETRYABLE:
+        raise RunConflict(f"Only failed, expired or canceled runs can be retried; this one is {run.status}.")
+    params = dict(run.params)
+    if run.engine == catalog.RAPID:
+        params = {}
+    data = {
+        "baseModel": run.base_model,
+        "customModel": run.custom_model,
+        "engine": run.engine,
+        "loraName": run.lora_name,
+        "trainingData": {"url": run.training_data_url, "imageCount": run.image_count},
+        "samplePrompts": run.sample_prompts,
+        "negativePrompt": run.negative_prompt,
+        "priority": run.priority,
+        "params": {k: v for k, v in params.items() if not _is_locked(run, k)},
+    }
+    spec = resolve_run(user=user, data=data)
+    return training_run_create(owner=user, spec=spec, retried_from=run)
+
+
+def _is_locked(run: TrainingRun, name: str) -> bool:
+    spec = catalog.param_spec_map(run.base_model, run.engine).get(name)  # type: ignore[arg-type]
+    return spec is None or spec.locked or (name == "textEncoderLr" and run.params.get(name) is None)

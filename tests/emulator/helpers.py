@@ -124,7 +124,9 @@ class Api:
     def faults(self, **changes: Any) -> requests.Response:
         return self.request("POST", "/_emulator/faults", json=changes)
 
-    def wait_for_status(self, workflow_id: str, *statuses: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_for_status(
+        self, workflow_id: str, *statuses: str, timeout: float = 10
+    ) -> dict[str, Any]:
         found: dict[str, Any] = {}
 
         def reached() -> bool:

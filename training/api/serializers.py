@@ -12,7 +12,7 @@ from rest_framework import serializers
 from training import catalog
 from training.models import RunEvent, TrainingRun
 from training.runspec import resolve_run
-from training.services import workflow_body
+from training.payloads import workflow_body
 
 
 class StrictIntegerField(serializers.IntegerField):

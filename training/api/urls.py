@@ -6,6 +6,16 @@ urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
     path("training-runs/", views.TrainingRunListCreateView.as_view(), name="run-list"),
     path("training-runs/preview/", views.TrainingRunPreviewView.as_view(), name="run-preview"),
+    path("training-runs/estimate/", views.TrainingRunEstimateView.as_view(), name="run-estimate"),
     path("training-runs/<uuid:run_id>/", views.TrainingRunDetailView.as_view(), name="run-detail"),
+    path(
+        "training-runs/<uuid:run_id>/cancel/", views.TrainingRunCancelView.as_view(), name="run-cancel"
+    ),
+    path("training-runs/<uuid:run_id>/retry/", views.TrainingRunRetryView.as_view(), name="run-retry"),
     path("training-catalog/", views.TrainingCatalogView.as_view(), name="training-catalog"),
+    path(
+        "orchestrator/callbacks/<uuid:run_id>/",
+        views.OrchestratorCallbackView.as_view(),
+        name="orchestrator-callback",
+    ),
 ]

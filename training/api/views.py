@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import generics, status
+from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training import selectors, services
+from training import lifecycle, selectors, services
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -27,6 +28,7 @@ from training.api.serializers import (
     TokenSerializer,
 )
 from training.models import RunStatus, TrainingRun
+from training.orchestrator.callbacks import callback_token_valid
 
 E400 = OpenApiResponse(ErrorSerializer, description="Invalid input: every problem with its field.")
 E401 = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -99,11 +101,7 @@ class TrainingRunListCreateView(APIView):
 class TrainingRunDetailView(APIView):
     @extend_schema(responses={200: RunDetailSerializer, 404: E404, **COMMON}, summary="One run")
     def get(self, request: Request, run_id: str) -> Response:
-        try:
-            run = selectors.training_run_get(user=request.user, run_id=run_id)
-        except TrainingRun.DoesNotExist:
-            raise NotFound("No such training run among yours.") from None
-        return Response(RunDetailSerializer(run).data)
+        return Response(RunDetailSerializer(_own_run(request, run_id)).data)
 
 
 class TrainingRunPreviewView(APIView):
@@ -133,3 +131,116 @@ class TrainingCatalogView(generics.GenericAPIView[Any]):
     @extend_schema(responses={200: CatalogSerializer, **COMMON}, summary="Base models, engines, parameters")
     def get(self, request: Request) -> Response:
         return Response(selectors.training_catalog(user=request.user))
+
+
+class EstimateSerializer(serializers.Serializer[Any]):
+    cost = serializers.DictField(child=serializers.IntegerField(allow_null=True))
+    jobsAhead = serializers.IntegerField(allow_null=True)
+    etaMinutes = serializers.FloatField(allow_null=True)
+    workflow = serializers.DictField()
+    warnings = serializers.ListField(child=serializers.CharField())
+    cached = serializers.BooleanField()
+
+
+E409 = OpenApiResponse(ErrorSerializer, description="The run's state does not allow this.")
+E503 = OpenApiResponse(ErrorSerializer, description="The orchestrator is unavailable; retry.")
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_code = "orchestrator_unavailable"
+    default_detail = "The orchestrator is unavailable; try again shortly."
+
+
+class Conflict(APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+def _own_run(request: Request, run_id: str) -> TrainingRun:
+    try:
+        return selectors.training_run_get(user=request.user, run_id=run_id)
+    except TrainingRun.DoesNotExist:
+        raise NotFound("No such training run among yours.") from None
+
+
+class TrainingRunEstimateView(APIView):
+    @extend_schema(
+        request=RunInputSerializer,
+        responses={200: EstimateSerializer, 400: E400, 403: E403, 503: E503, **COMMON},
+        summary="Price, queue and ETA from the orchestrator for this run, without creating it",
+    )
+    def post(self, request: Request) -> Response:
+        data = RunInputSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        try:
+            estimate = services.training_run_estimate(spec=data.validated_data["spec"])
+        except services.OrchestratorUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        return Response(asdict(estimate))
+
+
+class TrainingRunCancelView(APIView):
+    @extend_schema(
+        request=None,
+        responses={200: RunDetailSerializer, 404: E404, 409: E409, 503: E503, **COMMON},
+        summary="Cancel a run (here if pending, at the orchestrator once submitted)",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = _own_run(request, run_id)
+        try:
+            run = services.training_run_cancel(run=run)
+        except services.RunConflict as exc:
+            raise Conflict(str(exc)) from exc
+        except services.OrchestratorUnavailable as exc:
+            raise ServiceUnavailable(str(exc)) from exc
+        return Response(RunDetailSerializer(run).data)
+
+
+class TrainingRunRetryView(APIView):
+    @extend_schema(
+        request=None,
+        responses={201: RunDetailSerializer, 400: E400, 403: E403, 404: E404, 409: E409, **COMMON},
+        summary="Start a new run with the configuration of a failed, expired or canceled one",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        run = _own_run(request, run_id)
+        try:
+            new_run = services.training_run_retry(run=run, user=request.user)
+        except services.RunConflict as exc:
+            raise Conflict(str(exc)) from exc
+        return Response(RunDetailSerializer(new_run).data, status=status.HTTP_201_CREATED)
+
+
+class CallbackSerializer(serializers.Serializer[Any]):
+    workflowId = serializers.CharField(max_length=128)
+    status = serializers.ChoiceField(choices=list(lifecycle.FROM_ORCHESTRATOR))
+
+
+class CallbackAckSerializer(serializers.Serializer[Any]):
+    result = serializers.CharField()
+
+
+class OrchestratorCallbackView(APIView):
+    """Authenticated by the per-run token in its URL, not by a login (the orchestrator has none)."""
+
+    authentication_classes: list[Any] = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=CallbackSerializer,
+        parameters=[OpenApiParameter("token", str, required=True)],
+        responses={200: CallbackAckSerializer, 400: E400, 401: E401},
+        summary="Orchestrator workflow events (callbacks)",
+    )
+    def post(self, request: Request, run_id: str) -> Response:
+        if not callback_token_valid(run_id, request.query_params.get("token")):
+            raise AuthenticationFailed("Missing or wrong callback token.")
+        event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
+        event.is_valid(raise_exception=True)
+        result = lifecycle.callback_record(
+            run_id=run_id,
+            workflow_id=event.validated_data["workflowId"],
+            status=event.validated_data["status"],
+        )
+        return Response({"result": result})

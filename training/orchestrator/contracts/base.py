@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 from pydantic import ValidationError
@@ -30,6 +31,22 @@ class RunLike(Protocol):
 
 
 @dataclass(frozen=True)
+class WorkflowState:
+    """What a workflow says about a run, read the contract's way."""
+
+    status: str  # the orchestrator's WorkflowStatus
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    cost: int | None = None  # Buzz quoted for the whole workflow
+    charged: int | None = None  # debits minus credits, when transactions are listed
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""  # why it failed, when it says
+    moderation: str | None = None
+    jobs_ahead: int | None = None
+    eta_minutes: float | None = None
+
+
+@dataclass(frozen=True)
 class WireError:
     path: str
     message: str
@@ -45,6 +62,8 @@ class Contract(Protocol):
     def ai_toolkit_unavailable(self, base: BaseModel) -> str | None:
         """Why this contract cannot train the base model with AI Toolkit, or None if it can."""
         ...
+
+    def parse_workflow(self, workflow: Mapping[str, Any]) -> WorkflowState: ...
 
 
 def air_regex(version_chars: str) -> re.Pattern[str]:
@@ -69,3 +88,23 @@ def wire_errors(exc: ValidationError, *, skip: Sequence[str] = ()) -> list[WireE
                 path += f".{part}" if path else str(part)
         out.append(WireError(path=path, message=err["msg"]))
     return out
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def charged_from(workflow: Mapping[str, Any]) -> int | None:
+    entries = (workflow.get("transactions") or {}).get("list") or []
+    if not entries:
+        return None
+    total = 0
+    for entry in entries:
+        amount = int(entry.get("amount") or 0)
+        total += amount if entry.get("type") == "debit" else -amount
+    return total

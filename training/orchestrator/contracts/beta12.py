@@ -27,7 +27,15 @@ from pydantic import (
 
 from training import catalog
 from training.catalog import BaseModel as CatalogBaseModel
-from training.orchestrator.contracts.base import RunLike, WireError, air_regex, wire_errors
+from training.orchestrator.contracts.base import (
+    RunLike,
+    WireError,
+    WorkflowState,
+    air_regex,
+    charged_from,
+    parse_time,
+    wire_errors,
+)
 
 NAME = "beta12"
 MAX_TRAINING_RETRIES = 2  # the step's `retries` (Civitai's constants.maxTrainingRetries)
@@ -352,6 +360,50 @@ def ai_toolkit_unavailable(base: CatalogBaseModel) -> str | None:
     return None
 
 
+def _epochs(output: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """beta12 reports epochs in the legacy EpochResult shape on both step types."""
+    epochs = []
+    for item in output.get("epochs") or []:
+        if not isinstance(item, Mapping):
+            continue
+        epochs.append(
+            {
+                "epochNumber": item.get("epochNumber"),
+                "modelName": item.get("blobName"),
+                "modelUrl": item.get("blobUrl"),
+                "modelSize": item.get("blobSize"),
+                "sampleImages": [u for u in item.get("sampleImages") or [] if isinstance(u, str)],
+            }
+        )
+    return sorted(epochs, key=lambda e: e["epochNumber"] or 0)
+
+
+def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
+    steps = workflow.get("steps") or []
+    step: Mapping[str, Any] = steps[0] if steps and isinstance(steps[0], Mapping) else {}
+    output: Mapping[str, Any] = step.get("output") or {}
+    jobs = step.get("jobs") or []
+    job: Mapping[str, Any] = jobs[0] if jobs and isinstance(jobs[0], Mapping) else {}
+    status = str(workflow.get("status") or "")
+    message = ""
+    if status in ("failed", "expired", "canceled"):
+        reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
+        message = f"The orchestrator reports the workflow {status}" + (f": {reason}" if reason else ".")
+    eta = output.get("eta")
+    return WorkflowState(
+        status=status,
+        started_at=parse_time(workflow.get("startedAt")),
+        completed_at=parse_time(workflow.get("completedAt")),
+        cost=(workflow.get("cost") or {}).get("total"),
+        charged=charged_from(workflow),
+        epochs=_epochs(output),
+        message=message,
+        moderation=output.get("moderationStatus"),
+        jobs_ahead=(job.get("queuePosition") or {}).get("precedingJobs"),
+        eta_minutes=float(eta) if isinstance(eta, int | float) else None,
+    )
+
+
 class Beta12:
     name = NAME
 
@@ -363,3 +415,6 @@ class Beta12:
 
     def ai_toolkit_unavailable(self, base: CatalogBaseModel) -> str | None:
         return ai_toolkit_unavailable(base)
+
+    def parse_workflow(self, workflow: Mapping[str, Any]) -> WorkflowState:
+        return parse_workflow(workflow)

@@ -1,0 +1,318 @@
+"""The run's life after it is accepted (DESIGN.md §5): submission, following the workflow,
+reconciliation. Every transition is a compare-and-set on the row: `filter(pk, status=expected)
+.update(...)`, acted on only when exactly one row changed, so two workers, a late callback and the
+reconciler can never move a run twice or backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from training.models import TERMINAL_STATUSES, RunEvent, RunStatus, TrainingRun
+from training.orchestrator import contracts
+from training.orchestrator.client import (  # noqa: F401  (OrchestratorError re-exported for tasks)
+    AuthError,
+    NotFoundError,
+    OrchestratorError,
+    RejectedError,
+    TransientError,
+    get_client,
+)
+from training.orchestrator.contracts.base import WorkflowState
+from training.payloads import workflow_body
+
+log = logging.getLogger(__name__)
+
+# How far each status is along the run's life: a run only ever moves to a higher rank.
+RANK = {
+    RunStatus.PENDING: 0,
+    RunStatus.SUBMITTING: 1,
+    RunStatus.SUBMITTED: 2,
+    RunStatus.PROCESSING: 3,
+    RunStatus.SUCCEEDED: 4,
+    RunStatus.FAILED: 4,
+    RunStatus.CANCELED: 4,
+    RunStatus.EXPIRED: 4,
+}
+# The orchestrator's WorkflowStatus -> ours.
+FROM_ORCHESTRATOR = {
+    "unassigned": RunStatus.SUBMITTED,
+    "preparing": RunStatus.SUBMITTED,
+    "scheduled": RunStatus.SUBMITTED,
+    "processing": RunStatus.PROCESSING,
+    "succeeded": RunStatus.SUCCEEDED,
+    "failed": RunStatus.FAILED,
+    "expired": RunStatus.EXPIRED,
+    "canceled": RunStatus.CANCELED,
+}
+
+
+def transition(
+    run_id: UUID | str,
+    *,
+    expected: RunStatus | str,
+    to: RunStatus | str,
+    kind: str = RunEvent.Kind.STATUS,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> bool:
+    """Compare-and-set one run from `expected` to `to`, with its timeline event; False if the run
+    was not in `expected` any more (someone else moved it first), in which case nothing changes."""
+    with transaction.atomic():
+        changed = TrainingRun.objects.filter(pk=run_id, status=expected).update(
+            status=to, updated_at=timezone.now(), **fields
+        )
+        if changed == 1:
+            RunEvent.objects.create(
+                run_id=run_id,
+                kind=kind,
+                from_status=str(expected),
+                to_status=str(to),
+                message=message,
+                data=data or {},
+            )
+    return changed == 1
+
+
+def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
+    RunEvent.objects.create(run_id=run_id, kind=kind, message=message, data=data or {})
+
+
+class Retry(Exception):
+    """The submission hit a transient error: the task retries it after `countdown` at least."""
+
+    def __init__(self, error: OrchestratorError) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.retry_after = getattr(error, "retry_after", None)
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    status: str
+    workflow_id: str = ""
+
+
+def _adopt(run: TrainingRun, workflow: dict[str, Any], *, how: str) -> SubmitOutcome:
+    """The workflow exists at the orchestrator: record it and move to submitted."""
+    state = contracts.active().parse_workflow(workflow)
+    workflow_id = str(workflow.get("id") or "")
+    moved = transition(
+        run.pk,
+        expected=RunStatus.SUBMITTING,
+        to=RunStatus.SUBMITTED,
+        message=how,
+        data={"workflowId": workflow_id},
+        workflow_id=workflow_id,
+        orchestrator_status=state.status,
+        submitted_at=timezone.now(),
+        charged_cost=state.charged if state.charged is not None else state.cost,
+        estimated_cost=run.estimated_cost if run.estimated_cost is not None else state.cost,
+    )
+    if moved:
+        # The workflow may already be further along (adopted late): apply what it says.
+        apply_workflow_state(run.pk, workflow_id=workflow_id, state=state)
+    return SubmitOutcome(RunStatus.SUBMITTED if moved else "raced", workflow_id)
+
+
+def run_submit(*, run_id: UUID | str, is_retry: bool = False) -> SubmitOutcome:
+    """Send a pending run to the orchestrator exactly once.
+
+    The first attempt claims the run (pending -> submitting) and POSTs. Any later attempt first
+    looks the workflow up by its `run:<id>` tag, because an earlier POST may have been accepted
+    although its answer was lost; only when none exists does it POST again."""
+    claimed = transition(
+        run_id,
+        expected=RunStatus.PENDING,
+        to=RunStatus.SUBMITTING,
+        message="a worker claimed the run",
+    )
+    run = TrainingRun.objects.get(pk=run_id)
+    if not claimed and not (is_retry and run.status == RunStatus.SUBMITTING):
+        return SubmitOutcome(run.status)  # another worker has it, or it is past submission
+    # Every attempt touches the row, so the reconciler never mistakes a live retry chain for a
+    # run whose worker died (it only steps in after RECONCILE_SUBMITTING_SECONDS of silence).
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(updated_at=timezone.now())
+    client = get_client()
+    try:
+        if run.submit_attempts > 0:
+            existing = client.find_by_tag(f"run:{run.pk}")
+            if existing:
+                return _adopt(run, existing[0], how="found the workflow an earlier attempt made")
+        # Count the attempt before the POST: if we die mid-request, the next one looks first.
+        TrainingRun.objects.filter(pk=run.pk).update(
+            submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
+        )
+        workflow = client.submit(workflow_body(run, run_id=run.pk))
+    except RejectedError as exc:
+        transition(
+            run.pk,
+            expected=RunStatus.SUBMITTING,
+            to=RunStatus.FAILED,
+            message=exc.message,
+            error_code="orchestrator_rejected",
+            error_message=f"The orchestrator refused the run: {exc.message}",
+            completed_at=timezone.now(),
+        )
+        return SubmitOutcome(RunStatus.FAILED)
+    except (TransientError, AuthError) as exc:
+        _note(run.pk, RunEvent.Kind.SUBMIT_ERROR, f"{exc.kind}: {exc.message}")
+        raise Retry(exc) from exc
+    return _adopt(run, workflow, how="workflow created")
+
+
+def run_submit_exhausted(*, run_id: UUID | str, error: str) -> None:
+    code = "orchestrator_auth" if error.startswith("auth") else "submit_exhausted"
+    transition(
+        run_id,
+        expected=RunStatus.SUBMITTING,
+        to=RunStatus.FAILED,
+        message=error,
+        error_code=code,
+        error_message=(
+            "The orchestrator could not be reached after several attempts; nothing was charged. "
+            f"Retry the run later. Last error: {error}"
+        ),
+        completed_at=timezone.now(),
+    )
+
+
+def apply_workflow_state(
+    run_id: UUID | str, *, workflow_id: str, state: WorkflowState
+) -> str:
+    """Move the run forward to what the workflow says; never backwards, never out of a terminal
+    state, so duplicate, late and out-of-order news changes nothing."""
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.workflow_id and workflow_id and run.workflow_id != workflow_id:
+        log.warning("run %s: workflow %s is not its own (%s)", run.pk, workflow_id, run.workflow_id)
+        return run.status
+    target = FROM_ORCHESTRATOR.get(state.status)
+    updates: dict[str, Any] = {"orchestrator_status": state.status}
+    if state.charged is not None:
+        updates["charged_cost"] = state.charged
+    if state.started_at:
+        updates["started_at"] = state.started_at
+    if state.epochs:
+        updates["outputs"] = {"epochs": state.epochs}
+    if target is None or RANK[target] <= RANK[RunStatus(run.status)] or run.is_terminal:
+        if not run.is_terminal and updates.keys() - {"orchestrator_status"}:
+            # Same status, more news (an epoch finished): record it on the same state.
+            TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
+        return run.status
+    if target in TERMINAL_STATUSES:
+        updates["completed_at"] = state.completed_at or timezone.now()
+    if target in (RunStatus.FAILED, RunStatus.EXPIRED):
+        updates["error_code"] = f"orchestrator_{state.status}"
+        updates["error_message"] = state.message or f"The workflow {state.status}."
+    if target == RunStatus.PROCESSING and not state.started_at:
+        updates["started_at"] = timezone.now()
+    moved = transition(run.pk, expected=run.status, to=target, message=state.message, **updates)
+    return str(target) if moved else TrainingRun.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+def run_refresh(*, run_id: UUID | str) -> str:
+    """GET the workflow and apply it; the only way orchestrator news reaches a run."""
+    run = TrainingRun.objects.get(pk=run_id)
+    if run.is_terminal or not run.workflow_id:
+        return run.status
+    try:
+        workflow = get_client().get(run.workflow_id)
+    except NotFoundError:
+        log.warning("run %s: workflow %s not found at the orchestrator", run.pk, run.workflow_id)
+        return run.status
+    TrainingRun.objects.filter(pk=run.pk, status=run.status).update(updated_at=timezone.now())
+    state = contracts.active().parse_workflow(workflow)
+    return apply_workflow_state(run.pk, workflow_id=run.workflow_id, state=state)
+
+
+@dataclass(frozen=True)
+class ReconcileReport:
+    pending_requeued: list[str]
+    submitting_adopted: list[str]
+    submitting_requeued: list[str]
+    quiet_refreshed: list[str]
+
+
+def _older_than(seconds: int) -> datetime:
+    return timezone.now() - timedelta(seconds=seconds)
+
+
+def runs_reconcile(*, batch: int = 500) -> ReconcileReport:
+    """The safety net (every minute on beat): find runs nobody moved and move them along."""
+    pending = [
+        str(pk)
+        for pk in TrainingRun.objects.filter(
+            status=RunStatus.PENDING, updated_at__lt=_older_than(settings.RECONCILE_PENDING_SECONDS)
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:batch]
+    ]
+    adopted: list[str] = []
+    requeued: list[str] = []
+    stale_submitting = TrainingRun.objects.filter(
+        status=RunStatus.SUBMITTING,
+        updated_at__lt=_older_than(settings.RECONCILE_SUBMITTING_SECONDS),
+    ).order_by("updated_at")[:batch]
+    for run in stale_submitting:
+        # Never submit twice: ask the orchestrator first whether the workflow exists.
+        try:
+            existing = get_client().find_by_tag(f"run:{run.pk}")
+        except OrchestratorError as exc:
+            log.warning("reconcile: cannot look up run %s: %s", run.pk, exc)
+            continue
+        if existing:
+            if _adopt(run, existing[0], how="reconciler adopted the workflow").status != "raced":
+                adopted.append(str(run.pk))
+        elif transition(
+            run.pk,
+            expected=RunStatus.SUBMITTING,
+            to=RunStatus.PENDING,
+            message="reconciler found no workflow; submitting again",
+        ):
+            requeued.append(str(run.pk))
+    quiet = [
+        str(pk)
+        for pk in TrainingRun.objects.filter(
+            status__in=(RunStatus.SUBMITTED, RunStatus.PROCESSING),
+            updated_at__lt=_older_than(settings.RECONCILE_QUIET_SECONDS),
+        )
+        .order_by("updated_at")
+        .values_list("pk", flat=True)[:batch]
+    ]
+    return ReconcileReport(pending, adopted, requeued, quiet)
+
+
+def callback_record(*, run_id: UUID | str, workflow_id: str, status: str) -> str:
+    """Record an orchestrator callback and ask for a fresh GET; the payload itself is never
+    trusted for state. Returns what happened, for the log and the response."""
+    run = TrainingRun.objects.filter(pk=run_id).only("pk", "workflow_id", "status").first()
+    if run is None:
+        log.warning("callback for unknown run %s (workflow %s)", run_id, workflow_id)
+        return "unknown_run"
+    if run.workflow_id and run.workflow_id != workflow_id:
+        log.warning("callback for run %s names workflow %s, not %s", run.pk, workflow_id, run.workflow_id)
+        return "foreign_workflow"
+    _note(run.pk, RunEvent.Kind.CALLBACK, f"orchestrator reports {status}", {
+        "workflowId": workflow_id, "status": status,
+    })  # fmt: skip
+    if not run.workflow_id:
+        return "recorded"  # our submit answer is not in yet; the reconciler finds it by tag
+    if not run.is_terminal:
+        transaction.on_commit(lambda: _enqueue_refresh(str(run.pk)), robust=True)
+    return "accepted"
+
+
+def _enqueue_refresh(run_id: str) -> None:
+    from training.tasks import refresh_run_task
+
+    refresh_run_task.delay(run_id)

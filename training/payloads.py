@@ -1,0 +1,39 @@
+"""The exact workflow body a run sends, under the active contract, checked against its schema."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from training.orchestrator import contracts
+from training.orchestrator.callbacks import callback_url
+from training.orchestrator.contracts import RunLike
+from training.params import Problem
+from training.runspec import RunRejected
+
+# Previews have no run yet: they show the body with this id in its place.
+PREVIEW_RUN_ID = UUID(int=0)
+
+
+def workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]:
+    """The exact workflow body the worker will POST for this run."""
+    return contracts.active().build_workflow(
+        run, run_id=str(run_id), callback_url=callback_url(run_id)
+    )
+
+
+def checked_workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]:
+    body = workflow_body(run, run_id=run_id)
+    wire_problems = contracts.active().validate_workflow(body)
+    if wire_problems:
+        # The catalog keeps runs inside the contract, so this is a value our own checks let
+        # through that the contract refuses: refuse the run rather than store one that can't run.
+        raise RunRejected(
+            [
+                Problem(
+                    f"payload.{p.path}", "contract", f"The orchestrator would refuse it: {p.message}"
+                )
+                for p in wire_problems
+            ]
+        )
+    return body
