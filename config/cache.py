@@ -34,7 +34,9 @@ class ResilientRedisCache(RedisCache):
     def set(self, key: Any, value: Any, timeout: Any = None, version: int | None = None) -> None:
         from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-        self._safe("set", None, key, value, DEFAULT_TIMEOUT if timeout is None else timeout, version)
+        self._safe(
+            "set", None, key, value, DEFAULT_TIMEOUT if timeout is None else timeout, version
+        )
 
     def add(self, key: Any, value: Any, timeout: Any = None, version: int | None = None) -> bool:
         from django.core.cache.backends.base import DEFAULT_TIMEOUT

@@ -252,15 +252,20 @@ class App:
             return Reply(200, self.config.faults())
         if parts == ["faults"] and method == "POST":
             try:
-                self.config = self.config.with_changes(_json_object(raw), runtime=True)
+                config = self.update_faults(_json_object(raw))
             except ConfigError as exc:
                 raise invalid({key: [msg] for key, msg in exc.problems.items()}) from None
-            log.info("faults now %s", self.config.faults())
-            return Reply(200, self.config.faults())
+            return Reply(200, config.faults())
         if parts == ["reset"] and method == "POST":
             self.reset()
             return Reply(200, self.stats())
         raise Problem(404, "Unknown emulator endpoint.")
+
+    def update_faults(self, changes: Mapping[str, object]) -> EmulatorConfig:
+        with self._lock:  # two concurrent updates must not lose one another
+            self.config = self.config.with_changes(changes, runtime=True)
+        log.info("faults now %s", self.config.faults())
+        return self.config
 
     def stats(self) -> JsonObject:
         with self._lock:

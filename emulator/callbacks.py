@@ -148,7 +148,7 @@ class CallbackDispatcher:
             exc.close()
             log.info("callback %s to %s answered %s", event.status, event.url, exc.code)
             return False
-        except (OSError, ValueError) as exc:  # URLError, timeouts, refused, a malformed URL
+        except Exception as exc:  # refused, timed out, garbled answer: all just a failed attempt
             log.info("callback %s to %s failed: %s", event.status, event.url, exc)
             return False
         return ok

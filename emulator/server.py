@@ -139,6 +139,16 @@ class EmulatorServer:
         host = _WILDCARD_TO_LOOPBACK.get(self.host, self.host)
         return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
 
+    def update_faults(self, **changes: object) -> EmulatorConfig:
+        """What POST /_emulator/faults does, for in-process callers (snake_case names)."""
+        return self.app.update_faults(changes)
+
+    def stats(self) -> dict[str, object]:
+        return self.app.stats()
+
+    def reset(self) -> None:
+        self.app.reset()
+
     def public_url(self) -> str:
         """Where blob URLs point: EMULATOR_PUBLIC_URL, or the server itself."""
         return self.app.config.public_url or self.url

@@ -53,8 +53,9 @@ class RolloutFlagAdmin(FlagAdmin):
     # rollout mode are ignored there, so they are not offered here.
     fields = ("name", "note", "everyone", "authenticated", "groups", "users")
     filter_horizontal = ("groups",)
-    list_display = ("name", "note", "everyone", "authenticated", "rollout_stage")
-    list_filter = ("everyone", "authenticated")
+    # waffle's FlagAdmin has longer tuples, which mypy takes for their type.
+    list_display = ("name", "note", "everyone", "authenticated", "rollout_stage")  # type: ignore[assignment]
+    list_filter = ("everyone", "authenticated")  # type: ignore[assignment]
     # "Enable/disable for everyone" would move a staged feature past the guard without an audit
     # record; moderators use the rollout panel (or the form, for unstaged flags) instead.
     actions = [delete_individually]
@@ -102,7 +103,7 @@ class RolloutFlagAdmin(FlagAdmin):
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
         flag = self.get_object(request, unquote(object_id))
-        if _has_rollout(flag):
+        if _has_rollout(flag) and self.has_view_or_change_permission(request, flag):
             assert flag is not None
             extra_context["rollout"] = rollout_status(key=flag.name)
             extra_context["rollout_form_url"] = reverse("admin:waffle_flag_rollout", args=[flag.pk])

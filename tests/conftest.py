@@ -23,7 +23,7 @@ def _fresh_cache() -> Iterator[None]:
 def make_user(username: str, *groups: str, **extra: Any) -> User:
     user = User.objects.create_user(username=username, password="pw-" + username, **extra)
     for name in groups:
-        user.groups.add(Group.objects.get(name=name))
+        user.groups.add(Group.objects.get_or_create(name=name)[0])
     return user
 
 

@@ -32,7 +32,9 @@ MAX_IMAGES = 1000
 MAX_SAMPLE_PROMPTS = 10
 MAX_PROMPT_LENGTH = 1000
 MAX_STEPS = 10_000  # Civitai's targetSteps ceiling for the legacy engines (facts §8)
-REPEAT_TARGET = 200  # numRepeats default: ceil(REPEAT_TARGET / images), clamped to its range (facts §6.1)
+REPEAT_TARGET = (
+    200  # numRepeats default: ceil(REPEAT_TARGET / images), clamped to its range (facts §6.1)
+)
 
 AI_TOOLKIT_FEATURE = "aiToolkitTraining"
 SD3_FEATURE = "sd3Training"
@@ -233,7 +235,7 @@ _SDXL_KOHYA: dict[str, dict[str, object]] = {
     "networkAlpha": {"maximum": 256},
     "optimizerType": {"default": "Adafactor"},
 }
-_NO_TE = {"default": 0, "locked": True}
+_NO_TE: dict[str, object] = {"default": 0, "locked": True}
 _FLUX_LIKE_KOHYA: dict[str, dict[str, object]] = {
     "maxTrainEpochs": {"default": 5},
     "trainBatchSize": {"default": 4, "maximum": 4},
@@ -242,7 +244,8 @@ _FLUX_LIKE_KOHYA: dict[str, dict[str, object]] = {
     "textEncoderLR": _NO_TE,
     "networkDim": {"default": 2},
 }
-_KOHYA_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
+Overrides = dict[str, dict[str, object]]
+_KOHYA_OVERRIDES: dict[str, Overrides] = {
     "sd_1_5": {},
     "anime": {
         "clipSkip": {"default": 2},
@@ -253,8 +256,8 @@ _KOHYA_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
     "semi": {},
     "realistic": {"trainBatchSize": {"default": 2, "maximum": 2}},
     "sdxl": _SDXL_KOHYA,
-    "pony": {
-        **_SDXL_KOHYA,
+    "pony": _SDXL_KOHYA
+    | {
         "trainBatchSize": {"default": 5, "maximum": 5},
         "lrScheduler": {"default": "cosine"},
         "minSnrGamma": {"default": 0},
@@ -267,14 +270,14 @@ _KOHYA_OVERRIDES: dict[str, dict[str, dict[str, object]]] = {
     "chroma": _FLUX_LIKE_KOHYA,
     # SD 3.5 never shipped in Civitai's trainer; we use Flux's Kohya row at 1024 px with no text
     # encoder, and its batch limit (no batch above 2 over 512 px).
-    "sd3_medium": {
-        **_FLUX_LIKE_KOHYA,
+    "sd3_medium": _FLUX_LIKE_KOHYA
+    | {
         "trainBatchSize": {"default": 2, "maximum": 2},
         "resolution": {"default": 1024},
         "networkDim": {"default": 16},
     },
-    "sd3_large": {
-        **_FLUX_LIKE_KOHYA,
+    "sd3_large": _FLUX_LIKE_KOHYA
+    | {
         "trainBatchSize": {"default": 2, "maximum": 2},
         "resolution": {"default": 1024},
         "networkDim": {"default": 16},
@@ -365,7 +368,9 @@ def _ai_toolkit_specs(ecosystem: str) -> tuple[ParamSpec, ...]:
     )  # fmt: skip
 
 
-def _apply(specs: tuple[ParamSpec, ...], overrides: dict[str, dict[str, object]]) -> tuple[ParamSpec, ...]:
+def _apply(
+    specs: tuple[ParamSpec, ...], overrides: dict[str, dict[str, object]]
+) -> tuple[ParamSpec, ...]:
     return tuple(replace(s, **overrides[s.name]) if s.name in overrides else s for s in specs)  # type: ignore[arg-type]
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from training.models import TERMINAL_STATUSES, RunEvent, RunStatus, TrainingRun
 from training.orchestrator import contracts
-from training.orchestrator.client import (  # noqa: F401  (OrchestratorError re-exported for tasks)
+from training.orchestrator.client import (
     AuthError,
     NotFoundError,
     OrchestratorError,
@@ -142,7 +142,9 @@ def run_submit(*, run_id: UUID | str, is_retry: bool = False) -> SubmitOutcome:
         return SubmitOutcome(run.status)  # another worker has it, or it is past submission
     # Every attempt touches the row, so the reconciler never mistakes a live retry chain for a
     # run whose worker died (it only steps in after RECONCILE_SUBMITTING_SECONDS of silence).
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(updated_at=timezone.now())
+    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(
+        updated_at=timezone.now()
+    )
     client = get_client()
     try:
         if run.submit_attempts > 0:
@@ -187,9 +189,7 @@ def run_submit_exhausted(*, run_id: UUID | str, error: str) -> None:
     )
 
 
-def apply_workflow_state(
-    run_id: UUID | str, *, workflow_id: str, state: WorkflowState
-) -> str:
+def apply_workflow_state(run_id: UUID | str, *, workflow_id: str, state: WorkflowState) -> str:
     """Move the run forward to what the workflow says; never backwards, never out of a terminal
     state, so duplicate, late and out-of-order news changes nothing."""
     run = TrainingRun.objects.get(pk=run_id)
@@ -217,7 +217,11 @@ def apply_workflow_state(
     if target == RunStatus.PROCESSING and not state.started_at:
         updates["started_at"] = timezone.now()
     moved = transition(run.pk, expected=run.status, to=target, message=state.message, **updates)
-    return str(target) if moved else TrainingRun.objects.values_list("status", flat=True).get(pk=run.pk)
+    return (
+        str(target)
+        if moved
+        else TrainingRun.objects.values_list("status", flat=True).get(pk=run.pk)
+    )
 
 
 def run_refresh(*, run_id: UUID | str) -> str:
@@ -300,7 +304,9 @@ def callback_record(*, run_id: UUID | str, workflow_id: str, status: str) -> str
         log.warning("callback for unknown run %s (workflow %s)", run_id, workflow_id)
         return "unknown_run"
     if run.workflow_id and run.workflow_id != workflow_id:
-        log.warning("callback for run %s names workflow %s, not %s", run.pk, workflow_id, run.workflow_id)
+        log.warning(
+            "callback for run %s names workflow %s, not %s", run.pk, workflow_id, run.workflow_id
+        )
         return "foreign_workflow"
     _note(run.pk, RunEvent.Kind.CALLBACK, f"orchestrator reports {status}", {
         "workflowId": workflow_id, "status": status,

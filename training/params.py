@@ -51,7 +51,11 @@ def _check_value(spec: ParamSpec, value: Any, where: str, context: str) -> Probl
         if isinstance(value, bool) or not isinstance(value, int):
             return Problem(where, "invalid_type", f"{spec.name} must be a whole number.")
     elif spec.kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             return Problem(where, "invalid_type", f"{spec.name} must be a number.")
     elif spec.kind == "enum":
         if not isinstance(value, str) or value not in spec.options:
@@ -79,9 +83,7 @@ def _check_value(spec: ParamSpec, value: Any, where: str, context: str) -> Probl
                 f"got {_fmt(value)}.",
             )
         if spec.step and int(value) % spec.step:
-            return Problem(
-                where, "invalid_step", f"{spec.name} must be a multiple of {spec.step}."
-            )
+            return Problem(where, "invalid_step", f"{spec.name} must be a multiple of {spec.step}.")
     return None
 
 
@@ -90,9 +92,7 @@ def _unknown(name: str, engine: Engine, specs: Mapping[str, ParamSpec]) -> Probl
     label = _engine_label(engine)
     if engine == catalog.AI_TOOLKIT:
         if name in catalog.NOT_USED_BY_AI_TOOLKIT:
-            return Problem(
-                where, "not_used", f"{name} is not used by AI Toolkit; remove it."
-            )
+            return Problem(where, "not_used", f"{name} is not used by AI Toolkit; remove it.")
         renamed = catalog.KOHYA_TO_AI_TOOLKIT_NAMES.get(name)
         if renamed:
             return Problem(
@@ -284,7 +284,11 @@ def _cross_field(
                 )
             )
         repeats, epochs = eff.get("numRepeats"), eff.get("maxTrainEpochs")
-        if ok("numRepeats", "maxTrainEpochs", "trainBatchSize") and image_count and all(isinstance(v, int) and v > 0 for v in (repeats, epochs, batch)):
+        if (
+            ok("numRepeats", "maxTrainEpochs", "trainBatchSize")
+            and image_count
+            and all(isinstance(v, int) and v > 0 for v in (repeats, epochs, batch))
+        ):
             steps = math.ceil(image_count * repeats * epochs / batch)  # type: ignore[operator]
             if steps > catalog.MAX_STEPS:
                 problems.append(

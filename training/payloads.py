@@ -31,7 +31,9 @@ def checked_workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]
         raise RunRejected(
             [
                 Problem(
-                    f"payload.{p.path}", "contract", f"The orchestrator would refuse it: {p.message}"
+                    f"payload.{p.path}",
+                    "contract",
+                    f"The orchestrator would refuse it: {p.message}",
                 )
                 for p in wire_problems
             ]

@@ -137,7 +137,10 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
             problems.append(problem)
     training_data = data["trainingData"]
     resolved = resolve_params(
-        base=base, engine=engine, given=data.get("params") or {}, image_count=training_data["imageCount"]
+        base=base,
+        engine=engine,
+        given=data.get("params") or {},
+        image_count=training_data["imageCount"],
     )
     problems.extend(resolved.problems)
     prompts = list(data.get("samplePrompts") or [])

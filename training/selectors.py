@@ -19,7 +19,9 @@ from training.runspec import ai_toolkit_unavailable
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.EXPIRED)
 
 
-def training_run_list(*, user: Any, status: str | None = None, engine: str | None = None) -> QuerySet[TrainingRun]:
+def training_run_list(
+    *, user: Any, status: str | None = None, engine: str | None = None
+) -> QuerySet[TrainingRun]:
     runs = TrainingRun.objects.filter(owner=user)
     if status:
         runs = runs.filter(status=status)

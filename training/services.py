@@ -42,7 +42,9 @@ def _enqueue_submit(run_id: str) -> None:
     try:
         submit_run_task.delay(run_id)
     except Exception:  # the broker is away: the run is committed, the reconciler re-enqueues it
-        log.warning("could not enqueue run %s; the reconciler will pick it up", run_id, exc_info=True)
+        log.warning(
+            "could not enqueue run %s; the reconciler will pick it up", run_id, exc_info=True
+        )
 
 
 def _estimate_key(spec: RunSpec) -> str:
@@ -51,7 +53,9 @@ def _estimate_key(spec: RunSpec) -> str:
 
 
 @transaction.atomic
-def training_run_create(*, owner: Any, spec: RunSpec, retried_from: TrainingRun | None = None) -> TrainingRun:
+def training_run_create(
+    *, owner: Any, spec: RunSpec, retried_from: TrainingRun | None = None
+) -> TrainingRun:
     run = TrainingRun(
         owner=owner,
         base_model=spec.base_model,
@@ -84,8 +88,8 @@ def training_run_create(*, owner: Any, spec: RunSpec, retried_from: TrainingRun 
 @dataclass(frozen=True)
 class Estimate:
     cost: dict[str, int | None]
-    jobsAhead: int | None  # noqa: N815 (the API's camelCase)
-    etaMinutes: float | None  # noqa: N815
+    jobsAhead: int | None  # camelCase: the API's spelling
+    etaMinutes: float | None
     workflow: dict[str, Any]
     warnings: list[str]
     cached: bool = False
@@ -162,7 +166,9 @@ RETRYABLE = (RunStatus.FAILED, RunStatus.EXPIRED, RunStatus.CANCELED)
 def training_run_retry(*, run: TrainingRun, user: Any) -> TrainingRun:
     """A new run with the same configuration, validated under today's rules; the old one stays."""
     if run.status not in RETRYABLE:
-        raise RunConflict(f"Only failed, expired or canceled runs can be retried; this one is {run.status}.")
+        raise RunConflict(
+            f"Only failed, expired or canceled runs can be retried; this one is {run.status}."
+        )
     params = dict(run.params)
     if run.engine == catalog.RAPID:
         params = {}

@@ -29,7 +29,9 @@ def submit_run_task(self: Task[Any, Any], run_id: str) -> str:
         if self.request.retries >= settings.SUBMIT_MAX_RETRIES:
             lifecycle.run_submit_exhausted(run_id=run_id, error=f"{exc.error.kind}: {exc.error}")
             return "failed"
-        raise self.retry(countdown=backoff(self.request.retries, retry_after=exc.retry_after)) from exc
+        raise self.retry(
+            countdown=backoff(self.request.retries, retry_after=exc.retry_after)
+        ) from exc
 
 
 @shared_task(acks_late=True, ignore_result=True, autoretry_for=(), max_retries=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import requests
@@ -18,7 +19,7 @@ WORKFLOWS = "/v2/consumer/workflows"
 VALIDATION_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.1"
 
 
-def submit_ok(api: Api, body: dict[str, object], **params: object) -> dict[str, object]:
+def submit_ok(api: Api, body: dict[str, Any], **params: Any) -> dict[str, Any]:
     response = api.submit(body, **params)
     assert response.status_code == 200, response.text
     return dict(response.json())
@@ -98,7 +99,7 @@ def test_whatif_returns_cost_queue_position_and_eta_and_stores_nothing(api: Api)
     assert estimate["id"] is None
     assert estimate["status"] == "unassigned"
     assert estimate["cost"] == {"base": 600, "total": 600, "tips": {"civitai": 0, "creators": 0}}
-    step = estimate["steps"][0]  # type: ignore[index]
+    step = estimate["steps"][0]
     assert step["jobs"][0]["queuePosition"] == {"support": "available", "precedingJobs": 1}
     assert step["output"]["eta"] == pytest.approx((3 * 0.2 + 0.1) / 60)
     stats = api.stats()
@@ -112,11 +113,11 @@ def test_a_real_submit_costs_what_whatif_said(api: Api) -> None:
     workflow = submit_ok(api, body)
 
     assert workflow["cost"] == estimate["cost"]
-    assert workflow["cost"]["total"] == 2500  # type: ignore[index]
+    assert workflow["cost"]["total"] == 2500
     assert workflow["transactions"] == {
         "list": [{"type": "debit", "amount": 2500, "accountType": "yellow"}]
     }
-    assert workflow["steps"][0]["jobs"][0]["cost"] == 2500  # type: ignore[index]
+    assert workflow["steps"][0]["jobs"][0]["cost"] == 2500
 
 
 def test_a_submitted_workflow_comes_back_unassigned_in_the_orchestrators_shape(api: Api) -> None:
@@ -132,7 +133,7 @@ def test_a_submitted_workflow_comes_back_unassigned_in_the_orchestrators_shape(a
     assert workflow["upgradeMode"] == "manual"
     assert workflow["currencies"] == []
     assert workflow["tips"] == {"civitai": 0, "creators": 0}
-    step = workflow["steps"][0]  # type: ignore[index]
+    step = workflow["steps"][0]
     assert step["$type"] == "imageResourceTraining"
     assert step["name"] == "0"
     assert step["input"] == body["steps"][0]["input"]
@@ -213,7 +214,7 @@ def test_workflows_are_found_by_all_of_their_tags_newest_first(api: Api) -> None
     second = submit_ok(api, ai_toolkit_body("b"))["id"]
     third = submit_ok(api, kohya_body("c"))["id"]
 
-    def ids(params: dict[str, object]) -> list[str]:
+    def ids(params: dict[str, Any]) -> list[str]:
         response = api.request("GET", WORKFLOWS, params=params)
         assert response.status_code == 200
         assert response.json()["next"] == ""
@@ -459,3 +460,24 @@ def test_reset_clears_workflows_counters_and_faults(api: Api) -> None:
     assert (stats["workflows"], stats["submissions"], stats["byTag"]) == (0, 0, {})
     assert api.request("GET", f"{WORKFLOWS}/{workflow_id}").status_code == 404
     assert api.request("GET", "/_emulator/faults").json()["latency_ms"] == 0
+
+
+@pytest.mark.parametrize("config", [replace(FAST, public_url="http://emulator.test:9")])
+def test_blob_urls_use_the_configured_public_url(api: Api, config: EmulatorConfig) -> None:
+    workflow_id = str(submit_ok(api, ai_toolkit_body(epochs=1))["id"])
+
+    done = api.wait_for_status(workflow_id, "succeeded")
+
+    url = done["steps"][0]["output"]["epochs"][0]["blobUrl"]
+    assert url == f"http://emulator.test:9/blobs/{workflow_id}/lora_e1.safetensors"
+
+
+def test_in_process_callers_change_faults_and_read_stats_directly(
+    emulator: EmulatorServer, api: Api
+) -> None:
+    emulator.update_faults(fail_rate=1.0)
+
+    assert api.submit(kohya_body()).status_code == 503
+    assert emulator.stats()["injectedFailures"] == 1
+    emulator.reset()
+    assert emulator.config.fail_rate == 0

@@ -76,7 +76,7 @@ def staff(db: None) -> User:
 
 @pytest.fixture
 def superuser(db: None) -> User:
-    return User.objects.create_superuser(username="root", password="pw-root")
+    return User.objects.create_superuser(username="root", email="root@example.com", password=None)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The one gate: availability keywords, rollout stages × personas, and waffle's pitfalls."""
+"""The one gate: availability keywords, each rollout stage for each persona, and waffle's pitfalls."""
 
 from __future__ import annotations
 
@@ -198,7 +198,12 @@ def test_an_unknown_feature_key_is_an_error_not_silently_off(plain_user: Any) ->
 
 @pytest.mark.parametrize(
     ("groups", "tier"),
-    [((), "free"), (("bronze",), "bronze"), (("bronze", "gold"), "gold"), (("silver", "mod"), "silver")],
+    [
+        ((), "free"),
+        (("bronze",), "bronze"),
+        (("bronze", "gold"), "gold"),
+        (("silver", "mod"), "silver"),
+    ],
 )
 def test_a_users_tier_is_their_highest_paid_group(groups: tuple[str, ...], tier: str) -> None:
     user = make_user("tiered", *groups)

@@ -22,7 +22,7 @@ class FieldErrorSerializer(serializers.Serializer[Any]):
 class ErrorSerializer(serializers.Serializer[Any]):
     code = serializers.CharField()
     message = serializers.CharField()
-    errors = FieldErrorSerializer(many=True)
+    errors = FieldErrorSerializer(many=True)  # type: ignore[assignment]  # schema only
 
 
 def _flatten(detail: Any, prefix: str = "") -> list[dict[str, Any]]:

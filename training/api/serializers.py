@@ -11,8 +11,8 @@ from rest_framework import serializers
 
 from training import catalog
 from training.models import RunEvent, TrainingRun
-from training.runspec import resolve_run
 from training.payloads import workflow_body
+from training.runspec import resolve_run
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -198,7 +198,7 @@ class TokenSerializer(serializers.Serializer[Any]):
 
 class ParamSpecSerializer(serializers.Serializer[Any]):
     name = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     type = serializers.CharField(source="kind")
     default = serializers.JSONField(allow_null=True)
     min = serializers.FloatField(source="minimum", allow_null=True)
@@ -212,7 +212,7 @@ class ParamSpecSerializer(serializers.Serializer[Any]):
 
 class CatalogEngineSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     available = serializers.BooleanField()
     reason = serializers.CharField(allow_null=True)
     default = serializers.BooleanField()
@@ -221,7 +221,7 @@ class CatalogEngineSerializer(serializers.Serializer[Any]):
 
 class CatalogBaseModelSerializer(serializers.Serializer[Any]):
     key = serializers.CharField()
-    label = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]  # a field, not Field.label
     family = serializers.CharField()
     baseType = serializers.CharField()
     mediaType = serializers.CharField()

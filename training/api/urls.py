@@ -9,9 +9,13 @@ urlpatterns = [
     path("training-runs/estimate/", views.TrainingRunEstimateView.as_view(), name="run-estimate"),
     path("training-runs/<uuid:run_id>/", views.TrainingRunDetailView.as_view(), name="run-detail"),
     path(
-        "training-runs/<uuid:run_id>/cancel/", views.TrainingRunCancelView.as_view(), name="run-cancel"
+        "training-runs/<uuid:run_id>/cancel/",
+        views.TrainingRunCancelView.as_view(),
+        name="run-cancel",
     ),
-    path("training-runs/<uuid:run_id>/retry/", views.TrainingRunRetryView.as_view(), name="run-retry"),
+    path(
+        "training-runs/<uuid:run_id>/retry/", views.TrainingRunRetryView.as_view(), name="run-retry"
+    ),
     path("training-catalog/", views.TrainingCatalogView.as_view(), name="training-catalog"),
     path(
         "orchestrator/callbacks/<uuid:run_id>/",

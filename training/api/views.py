@@ -57,7 +57,9 @@ class TokenView(APIView):
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = authenticate(
-            request, username=data.validated_data["username"], password=data.validated_data["password"]
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
             raise AuthenticationFailed("Wrong username or password.")
@@ -128,7 +130,9 @@ class TrainingRunPreviewView(APIView):
 class TrainingCatalogView(generics.GenericAPIView[Any]):
     serializer_class = CatalogSerializer
 
-    @extend_schema(responses={200: CatalogSerializer, **COMMON}, summary="Base models, engines, parameters")
+    @extend_schema(
+        responses={200: CatalogSerializer, **COMMON}, summary="Base models, engines, parameters"
+    )
     def get(self, request: Request) -> Response:
         return Response(selectors.training_catalog(user=request.user))
 
@@ -150,6 +154,13 @@ class ServiceUnavailable(APIException):
     status_code = 503
     default_code = "orchestrator_unavailable"
     default_detail = "The orchestrator is unavailable; try again shortly."
+
+
+class BadCallbackToken(APIException):
+    # Not AuthenticationFailed: DRF turns that into 403 for views without authenticators.
+    status_code = 401
+    default_code = "bad_callback_token"
+    default_detail = "Missing or wrong callback token."
 
 
 class Conflict(APIException):
@@ -235,7 +246,7 @@ class OrchestratorCallbackView(APIView):
     )
     def post(self, request: Request, run_id: str) -> Response:
         if not callback_token_valid(run_id, request.query_params.get("token")):
-            raise AuthenticationFailed("Missing or wrong callback token.")
+            raise BadCallbackToken()
         event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
         event.is_valid(raise_exception=True)
         result = lifecycle.callback_record(

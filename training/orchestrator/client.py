@@ -78,7 +78,9 @@ def problem_message(problem: Mapping[str, Any], fallback: str) -> str:
     errors = problem.get("errors")
     if isinstance(errors, Mapping):
         for field, messages in errors.items():
-            text = "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
+            text = (
+                "; ".join(str(m) for m in messages) if isinstance(messages, list) else str(messages)
+            )
             parts.append(f"{field}: {text}" if field else text)
     return " — ".join(parts)
 
@@ -135,7 +137,9 @@ class OrchestratorClient:
         status = response.status_code
         if status == 429 or status >= 500:
             raise TransientError(
-                message, status=status, retry_after=_retry_after(response.headers.get("Retry-After"))
+                message,
+                status=status,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
             )
         if status in (401, 403):
             raise AuthError(message, status=status)
@@ -145,7 +149,9 @@ class OrchestratorClient:
 
     def submit(self, body: Mapping[str, Any], *, whatif: bool = False) -> dict[str, Any]:
         params = {"whatif": "true"} if whatif else None
-        return dict(self._call("POST", WORKFLOWS, ok=(200, 201, 202), params=params, json=body).json())
+        return dict(
+            self._call("POST", WORKFLOWS, ok=(200, 201, 202), params=params, json=body).json()
+        )
 
     def get(self, workflow_id: str) -> dict[str, Any]:
         return dict(self._call("GET", f"{WORKFLOWS}/{workflow_id}", ok=(200, 202)).json())

@@ -140,7 +140,9 @@ def test_sd3_is_refused_to_a_plain_user_and_absent_from_their_catalog(
     response = client_for(owner).post(URL, run_body(baseModel="sd3_large"), format="json")
     assert response.status_code == 400
     assert errors_of(response)["baseModel"][0] == "not_available"
-    keys = [m["key"] for m in client_for(owner).get("/api/v1/training-catalog/").json()["baseModels"]]
+    keys = [
+        m["key"] for m in client_for(owner).get("/api/v1/training-catalog/").json()["baseModels"]
+    ]
     assert "sd3_large" not in keys and "sdxl" in keys
 
 

@@ -14,20 +14,32 @@ from training.catalog import BaseModel
 
 
 class RunLike(Protocol):
-    """A validated run: a stored TrainingRun or a not-yet-stored RunSpec."""
+    """A validated run: a stored TrainingRun or a not-yet-stored RunSpec (read-only view)."""
 
-    base_model: str
-    custom_model: str
-    engine: str
-    ecosystem: str
-    model_variant: str
-    params: dict[str, Any]
-    training_data_url: str
-    image_count: int
-    sample_prompts: list[str]
-    negative_prompt: str
-    lora_name: str
-    priority: str
+    @property
+    def base_model(self) -> str: ...
+    @property
+    def custom_model(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
+    @property
+    def ecosystem(self) -> str: ...
+    @property
+    def model_variant(self) -> str: ...
+    @property
+    def params(self) -> dict[str, Any]: ...
+    @property
+    def training_data_url(self) -> str: ...
+    @property
+    def image_count(self) -> int: ...
+    @property
+    def sample_prompts(self) -> list[str]: ...
+    @property
+    def negative_prompt(self) -> str: ...
+    @property
+    def lora_name(self) -> str: ...
+    @property
+    def priority(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ def _uri(value: str) -> str:
 Air = Annotated[StrictStr, AfterValidator(_air)]
 Uri = Annotated[StrictStr, AfterValidator(_uri)]
 Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+
+
 def _number(value: object) -> object:
     # JSON numbers only: pydantic's lax float would also take "0.5" and true.
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -67,9 +69,26 @@ def _number(value: object) -> object:
 
 
 Number = Annotated[float, BeforeValidator(_number)]
+
+
+def _no_null(value: object) -> object:
+    # Optional in the spec but not nullable: omitting it is fine, an explicit null is not.
+    if value is None:
+        raise ValueError("may not be null; omit it instead")
+    return value
+
+
+NotNull = BeforeValidator(_no_null)
 Priority = Literal["high", "normal", "low"]
 Status = Literal[
-    "unassigned", "preparing", "scheduled", "processing", "succeeded", "failed", "expired", "canceled"
+    "unassigned",
+    "preparing",
+    "scheduled",
+    "processing",
+    "succeeded",
+    "failed",
+    "expired",
+    "canceled",
 ]
 CALLBACK_TYPES = tuple(
     f"{scope}:{event}"
@@ -155,12 +174,14 @@ class KohyaInput(_LegacyInput):
     enableBucket: StrictBool = True
     shuffleCaption: StrictBool = False
     keepTokens: Annotated[StrictInt, Field(ge=0, le=3)] = 0
-    clipSkip: Annotated[StrictInt, Field(ge=1, le=4)] | None = None  # required-less, no default in b12
+    clipSkip: Annotated[StrictInt, Field(ge=1, le=4)] | None = (
+        None  # required-less, no default in b12
+    )
     flipAugmentation: StrictBool = False
     unetLR: Annotated[Number, Field(ge=0, le=1)] = 0.00005
     textEncoderLR: Annotated[Number, Field(ge=0, le=1)] = 0.00005
     # Nullable in the spec, but an enum, which rejects null (§4.8): omitted is fine, null is not.
-    lrScheduler: KohyaScheduler = Field(default=None)
+    lrScheduler: Annotated[KohyaScheduler | None, NotNull] = None
     lrSchedulerNumCycles: Annotated[StrictInt, Field(ge=1, le=4)] = 3
     minSnrGamma: Annotated[StrictInt, Field(ge=0, le=20)] | None = None
     networkDim: Annotated[StrictInt, Field(ge=1, le=256)] | None = None
@@ -177,7 +198,7 @@ class MusubiInput(_LegacyInput):
     resolution: Annotated[StrictInt, Field(ge=512, le=1024)] | None = None
     enableBucket: StrictBool = True
     unetLR: Annotated[Number, Field(ge=0, le=1)] = 0.00005
-    lrScheduler: KohyaScheduler = Field(default=None)
+    lrScheduler: Annotated[KohyaScheduler | None, NotNull] = None
     lrSchedulerNumCycles: Annotated[StrictInt, Field(ge=1, le=4)] = 3
     networkDim: Annotated[StrictInt, Field(ge=1, le=256)] | None = None
     networkAlpha: Annotated[StrictInt, Field(ge=1, le=256)] | None = None
@@ -199,13 +220,14 @@ class LegacyAiToolkitInput(_LegacyInput):
     lr: Annotated[Number, Field(ge=0, le=1)] = 0.0001
     textEncoderLr: Annotated[Number, Field(ge=0, le=1)] | None = None
     trainTextEncoder: StrictBool | None = None
-    lrScheduler: Literal["constant", "constant_with_warmup", "cosine", "linear", "step"] = Field(
-        default=None
-    )
-    optimizerType: (
+    lrScheduler: Annotated[
+        Literal["constant", "constant_with_warmup", "cosine", "linear", "step"] | None, NotNull
+    ] = None
+    optimizerType: Annotated[
         Literal["adam", "adamw", "adamw8bit", "adam8bit", "lion", "lion8bit", "adafactor",
-                "adagrad", "prodigy", "prodigy8bit"]
-    ) = Field(default=None)  # fmt: skip
+                "adagrad", "prodigy", "prodigy8bit"] | None,
+        NotNull,
+    ] = None  # fmt: skip
     networkDim: Annotated[StrictInt, Field(ge=1, le=256)] | None = None
     networkAlpha: Annotated[StrictInt, Field(ge=1, le=256)] | None = None
     noiseOffset: Annotated[Number, Field(ge=0, le=1)] | None = None
@@ -220,9 +242,10 @@ LegacyInput = Annotated[
     Field(discriminator="engine"),
 ]
 
+
 class _StepTemplate(_Closed):
     name: StrictStr | None = None
-    priority: Priority = Field(default=None)
+    priority: Annotated[Priority | None, NotNull] = None
     timeout: StrictStr | None = None
     retries: Int32 | None = None
     metadata: dict[str, Any] | None = None
@@ -258,13 +281,15 @@ class WorkflowTemplate(_Closed):
     metadata: dict[str, Any] | None = None
     tags: Annotated[list[StrictStr], Field(max_length=10)] | None = None
     callbacks: list[WorkflowCallback] | None = None
-    tips: WorkflowTips = Field(default=None)
+    tips: Annotated[WorkflowTips | None, NotNull] = None
     arguments: dict[str, Any] | None = None
-    nsfwLevel: Literal["pg", "pG13", "r", "x", "xxx", "na"] = Field(default=None)
+    nsfwLevel: Annotated[Literal["pg", "pG13", "r", "x", "xxx", "na"] | None, NotNull] = None
     experimental: StrictBool | None = None
     allowMatureContent: StrictBool | None = None
-    upgradeMode: Literal["manual", "automatic"] = Field(default=None)
-    currencies: list[Literal["yellow", "blue", "green", "fakeRed"]] = Field(default=None)
+    upgradeMode: Annotated[Literal["manual", "automatic"] | None, NotNull] = None
+    currencies: Annotated[list[Literal["yellow", "blue", "green", "fakeRed"]] | None, NotNull] = (
+        None
+    )
 
 
 _TAGS = ("training", "imageResourceTraining", "kohya", "musubi", "flux-dev-fast", "ai-toolkit")
@@ -388,7 +413,9 @@ def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
     message = ""
     if status in ("failed", "expired", "canceled"):
         reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
-        message = f"The orchestrator reports the workflow {status}" + (f": {reason}" if reason else ".")
+        message = f"The orchestrator reports the workflow {status}" + (
+            f": {reason}" if reason else "."
+        )
     eta = output.get("eta")
     return WorkflowState(
         status=status,
