@@ -36,6 +36,14 @@ class RolloutStatus:
     recent_changes: list[RolloutChange]
 
     @property
+    def next_stage_label(self) -> str:
+        return stage_label(self.next_stage) if self.next_stage else ""
+
+    @property
+    def previous_stage_label(self) -> str:
+        return stage_label(self.previous_stage) if self.previous_stage else ""
+
+    @property
     def next_needs_guard(self) -> bool:
         return self.next_stage is not None and stage_index(self.next_stage) > stage_index(
             GUARDED_AFTER
@@ -61,7 +69,7 @@ def audience_in_words(flag: Flag | None, group_names: set[str], granted: list[st
         parts.append("moderators")
     tiers = [t for t in PAID_TIERS if t in group_names]
     if tiers == list(PAID_TIERS):
-        parts.append("all paid members (bronze, silver, gold)")
+        parts.append("all paid members: bronze, silver and gold")
     elif tiers:
         parts.append(_join(tiers) + " members")
     others = sorted(group_names - {MOD, *PAID_TIERS})
@@ -72,7 +80,7 @@ def audience_in_words(flag: Flag | None, group_names: set[str], granted: list[st
     if not parts:
         return "Nobody: no groups and no users are listed."
     sentence = _join(parts)
-    return sentence[0].upper() + sentence[1:] + " (superusers and staff only if listed)."
+    return sentence[0].upper() + sentence[1:] + "."
 
 
 def rollout_status(*, key: str, recent: int = 10) -> RolloutStatus:

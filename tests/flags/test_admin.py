@@ -48,11 +48,11 @@ def test_a_moderator_sees_the_stage_the_audience_and_the_numbers(moderator: Any)
     assert response.status_code == 200
     page = response.content.decode()
     assert 'data-stage="mods"' in page
-    assert "Moderators (superusers and staff only if listed)." in page
+    assert '<span id="rollout-audience">Moderators.</span>' in page
     assert "17 of 20 finished ai-toolkit runs succeeded" in page
     assert "85%" in page
-    assert "Promote to paid" in page
-    assert "Roll back to off" in page
+    assert "Promote to: Paid tiers (and moderators)" in page
+    assert "Roll back to: Off" in page
 
 
 def test_a_moderator_promotes_with_a_reason_and_the_audit_records_it(moderator: Any) -> None:
