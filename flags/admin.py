@@ -16,7 +16,7 @@ from django.urls import URLPattern, path, reverse
 from waffle.admin import FlagAdmin, delete_individually
 from waffle.models import Flag
 
-from flags.models import FeaturePreference, RolloutChange
+from flags.models import FeaturePreference, RolloutChange, RolloutStage
 from flags.registry import FEATURES
 from flags.selectors import rollout_status
 from flags.services import RolloutError, rollout_promote, rollout_rollback
@@ -36,7 +36,9 @@ def can_roll_out(user: Any) -> bool:
 
 
 class RolloutForm(forms.Form):
-    action = forms.ChoiceField(choices=[("promote", "Promote"), ("rollback", "Roll back")])
+    action = forms.ChoiceField(
+        choices=[("promote", "Promote"), ("rollback", "Roll back"), ("off", "Turn off now")]
+    )
     # The stage the moderator was looking at: if someone else changed it meanwhile, refuse.
     expected_stage = forms.CharField()
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea)
@@ -132,9 +134,17 @@ class RolloutFlagAdmin(FlagAdmin):
                 "nothing changed. Check the page and try again.",
             )
             return HttpResponseRedirect(change_url)
-        action = rollout_promote if data["action"] == "promote" else rollout_rollback
         try:
-            change = action(actor=request.user, key=flag.name, reason=data["reason"])
+            if data["action"] == "promote":
+                change = rollout_promote(actor=request.user, key=flag.name, reason=data["reason"])
+            else:
+                # "off" is the one-click kill switch: a rollback straight to the first stage.
+                change = rollout_rollback(
+                    actor=request.user,
+                    key=flag.name,
+                    to_stage=RolloutStage.OFF if data["action"] == "off" else None,
+                    reason=data["reason"],
+                )
         except RolloutError as exc:
             messages.error(request, str(exc))
         else:

@@ -26,7 +26,7 @@ class FeaturePreference(models.Model):
 class RolloutStage(models.TextChoices):
     OFF = "off", "Off"
     MODS = "mods", "Moderators"
-    PAID = "paid", "Paid tiers (and moderators)"
+    PAID = "paid", "Paid tiers and moderators"
     EVERYONE = "everyone", "Every logged-in user"
 
 

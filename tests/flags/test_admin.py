@@ -51,7 +51,7 @@ def test_a_moderator_sees_the_stage_the_audience_and_the_numbers(moderator: Any)
     assert '<span id="rollout-audience">Moderators.</span>' in page
     assert "17 of 20 finished ai-toolkit runs succeeded" in page
     assert "85%" in page
-    assert "Promote to: Paid tiers (and moderators)" in page
+    assert "Promote to: Paid tiers and moderators" in page
     assert "Roll back to: Off" in page
 
 
@@ -89,6 +89,18 @@ def test_a_moderator_rolls_back_at_once(moderator: Any) -> None:
     )
     assert rollout_stage(key=AI) == "paid"
     assert RolloutChange.objects.filter(actor=moderator, to_stage="paid").exists()
+
+
+def test_turn_off_now_goes_straight_to_off(moderator: Any) -> None:
+    at_stage("everyone")
+    page = _logged_in(moderator).get(_change_url()).content.decode()
+    assert "Turn off now" in page
+    _logged_in(moderator).post(
+        _rollout_url(), {"action": "off", "expected_stage": "everyone", "reason": "incident 42"}
+    )
+    assert rollout_stage(key=AI) == "off"
+    change = RolloutChange.objects.get(actor=moderator)
+    assert (change.from_stage, change.to_stage, change.reason) == ("everyone", "off", "incident 42")
 
 
 def test_a_stale_page_changes_nothing(moderator: Any) -> None:
