@@ -147,6 +147,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "training.api.errors.exception_handler",
+    # Per user (per address for anonymous) on the shared cache; see django-practice.md B.4.
+    "DEFAULT_THROTTLE_RATES": {
+        "run_create": env_str("THROTTLE_RUN_CREATE", "30/min"),
+        "run_estimate": env_str("THROTTLE_RUN_ESTIMATE", "120/min"),
+        "auth_token": env_str("THROTTLE_AUTH_TOKEN", "20/min"),
+    },
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
@@ -164,7 +171,8 @@ SPECTACULAR_SETTINGS = {
 # The orchestrator. Dev default: the bundled emulator on loopback (python manage.py run_orchestrator_emulator).
 ORCHESTRATOR_URL = env_str("ORCHESTRATOR_URL", "http://127.0.0.1:8765").rstrip("/")
 ORCHESTRATOR_TOKEN = env_str("ORCHESTRATOR_TOKEN", "emulator-token" if DEBUG else "")
-ORCHESTRATOR_CONTRACT = env_choice("ORCHESTRATOR_CONTRACT", "beta12", ("beta12",))
+ORCHESTRATOR_CONTRACT = env_choice("ORCHESTRATOR_CONTRACT", "beta12", ("beta12", "beta86"))
+ORCHESTRATOR_CURRENCIES = env_list("ORCHESTRATOR_CURRENCIES", [])
 ORCHESTRATOR_CONNECT_TIMEOUT = env_float("ORCHESTRATOR_CONNECT_TIMEOUT", 3.05)
 ORCHESTRATOR_READ_TIMEOUT = env_float("ORCHESTRATOR_READ_TIMEOUT", 20.0)
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -196,6 +204,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 
 TRAINING_MAX_ACTIVE_RUNS = env_int("TRAINING_MAX_ACTIVE_RUNS", 5, minimum=1)
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48, minimum=24)
 
 LOGGING = {
     "version": 1,
@@ -224,7 +233,11 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "training.tasks.reconcile_runs_task",
         "schedule": float(env_int("RECONCILE_EVERY_SECONDS", 60, minimum=1)),
-    }
+    },
+    "prune-idempotency-keys": {
+        "task": "training.tasks.prune_idempotency_keys_task",
+        "schedule": 3600.0,
+    },
 }
 
 # Submission retries: 2 s, 4 s, 8 s … capped at 60 s, jittered; then the run fails.

@@ -125,3 +125,24 @@ class RunEvent(models.Model):
             "to": self.to_status,
             "message": self.message,
         }
+
+
+class IdempotencyKey(models.Model):
+    """A client's `Idempotency-Key` on run creation (Stripe's semantics): the first response is
+    kept and replayed for the same key and body, at least IDEMPOTENCY_KEY_TTL_HOURS."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)  # null while the first is in flight
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True)
+    run = models.ForeignKey(TrainingRun, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "key"], name="idem_owner_key")]
+        indexes = [models.Index(fields=["created_at"], name="idem_created")]
+
+    def __str__(self) -> str:
+        return f"{self.owner_id}:{self.key}"

@@ -9,13 +9,14 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from training import catalog
 from training.lifecycle import transition
-from training.models import RunEvent, RunStatus, TrainingRun
+from training.models import ACTIVE_STATUSES, RunEvent, RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
 from training.orchestrator.contracts import active as active_contract
 from training.params import Problem
@@ -32,6 +33,17 @@ class RunConflict(Exception):
 
 class OrchestratorUnavailable(Exception):
     """The orchestrator could not answer now (503); nothing changed."""
+
+
+class ActiveRunLimit(Exception):
+    """The owner already has as many unfinished runs as allowed (429)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"You already have {limit} runs pending or training, the most allowed at once; "
+            "wait for one to finish or cancel one."
+        )
+        self.limit = limit
 
 
 def training_run_preview(*, spec: RunSpec) -> dict[str, Any]:
@@ -74,6 +86,12 @@ def training_run_create(
         retried_from=retried_from,
     )
     checked_workflow_body(spec, run_id=run.id)
+    # The cap is enforced in the database: lock the owner's row so two concurrent creates by the
+    # same user are counted one after the other (throttles alone cannot guarantee this).
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
+    active = TrainingRun.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
+    if active >= settings.TRAINING_MAX_ACTIVE_RUNS:
+        raise ActiveRunLimit(settings.TRAINING_MAX_ACTIVE_RUNS)
     # The price the user saw, when they asked for it (the pages always do) within the cache window.
     quoted = cache.get(_estimate_key(spec))
     if isinstance(quoted, dict):

@@ -55,3 +55,10 @@ def reconcile_runs_task() -> dict[str, int]:
     if any(counts.values()):
         log.info("reconcile: %s", counts)
     return counts
+
+
+@shared_task(ignore_result=True)
+def prune_idempotency_keys_task() -> int:
+    from training.idempotency import idempotency_keys_prune
+
+    return idempotency_keys_prune()

@@ -70,7 +70,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail
         message = str(detail) if not isinstance(detail, dict | list) else str(_flatten(detail))
-        response.data = _body(str(exc.default_code), message)
+        code = getattr(detail, "code", None) or exc.default_code
+        response.data = _body(str(code), message)
     return response
 
 

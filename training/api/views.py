@@ -9,11 +9,12 @@ from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import APIException, AuthenticationFailed, NotFound
+from rest_framework.exceptions import APIException, NotFound
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from training import lifecycle, selectors, services
@@ -27,14 +28,26 @@ from training.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
+from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.callbacks import callback_token_valid
 
 E400 = OpenApiResponse(ErrorSerializer, description="Invalid input: every problem with its field.")
 E401 = OpenApiResponse(ErrorSerializer, description="Not logged in.")
 E403 = OpenApiResponse(ErrorSerializer, description="Not allowed (e.g. AI Toolkit not enabled).")
+E409 = OpenApiResponse(ErrorSerializer, description="Conflict with the current state or request.")
+E422 = OpenApiResponse(ErrorSerializer, description="Idempotency-Key reused with another body.")
+E429 = OpenApiResponse(
+    ErrorSerializer, description="Too many requests, or too many active runs (see Retry-After)."
+)
 E404 = OpenApiResponse(ErrorSerializer, description="No such run among yours.")
 COMMON = {401: E401}
+
+
+class Unauthorized(APIException):
+    # Not AuthenticationFailed: DRF turns that into 403 for views without authenticators.
+    status_code = 401
+    default_code = "not_authenticated"
 
 
 class RunCursorPagination(CursorPagination):
@@ -47,10 +60,12 @@ class RunCursorPagination(CursorPagination):
 class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
+    throttle_scope = "auth_token"  # slows password guessing, per address
+    throttle_classes = [ScopedRateThrottle]
 
     @extend_schema(
         request=TokenRequestSerializer,
-        responses={200: TokenSerializer, 400: E400, 401: E401},
+        responses={200: TokenSerializer, 400: E400, 401: E401, 429: E429},
         summary="Exchange a username and password for an API token",
     )
     def post(self, request: Request) -> Response:
@@ -62,7 +77,7 @@ class TokenView(APIView):
             password=data.validated_data["password"],
         )
         if user is None or not user.is_active:
-            raise AuthenticationFailed("Wrong username or password.")
+            raise Unauthorized("Wrong username or password.", code="wrong_credentials")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 
@@ -88,16 +103,49 @@ class TrainingRunListCreateView(APIView):
         page = paginator.paginate_queryset(runs, request, view=self)
         return paginator.get_paginated_response(RunSerializer(page, many=True).data)
 
+    throttle_scope = "run_create"
+
+    def get_throttles(self) -> list[Any]:
+        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+
     @extend_schema(
         request=RunInputSerializer,
-        responses={201: RunDetailSerializer, 400: E400, 403: E403, **COMMON},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Replays the first response for the same key and body (kept 24 h).",
+            )
+        ],
+        responses={
+            201: RunDetailSerializer, 400: E400, 403: E403, 409: E409, 422: E422, 429: E429,
+            **COMMON,
+        },
         summary="Create a training run",
-    )
+    )  # fmt: skip
     def post(self, request: Request) -> Response:
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return Response(self._create(request)[1], status=status.HTTP_201_CREATED)
+        try:
+            replay = with_idempotency(
+                owner=request.user, key=key, data=request.data, create=lambda: self._create(request)
+            )
+        except KeyConflict as exc:
+            return Response(
+                {"code": exc.code, "message": exc.message, "errors": []}, status=exc.status
+            )
+        return Response(replay.body, status=replay.status)
+
+    def _create(self, request: Request) -> tuple[int, Any, TrainingRun]:
         data = RunInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        run = services.training_run_create(owner=request.user, spec=data.validated_data["spec"])
-        return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+        try:
+            run = services.training_run_create(owner=request.user, spec=data.validated_data["spec"])
+        except services.ActiveRunLimit as exc:
+            raise TooManyActiveRuns(str(exc)) from exc
+        return status.HTTP_201_CREATED, RunDetailSerializer(run).data, run
 
 
 class TrainingRunDetailView(APIView):
@@ -146,7 +194,6 @@ class EstimateSerializer(serializers.Serializer[Any]):
     cached = serializers.BooleanField()
 
 
-E409 = OpenApiResponse(ErrorSerializer, description="The run's state does not allow this.")
 E503 = OpenApiResponse(ErrorSerializer, description="The orchestrator is unavailable; retry.")
 
 
@@ -156,11 +203,9 @@ class ServiceUnavailable(APIException):
     default_detail = "The orchestrator is unavailable; try again shortly."
 
 
-class BadCallbackToken(APIException):
-    # Not AuthenticationFailed: DRF turns that into 403 for views without authenticators.
-    status_code = 401
-    default_code = "bad_callback_token"
-    default_detail = "Missing or wrong callback token."
+class TooManyActiveRuns(APIException):
+    status_code = 429
+    default_code = "too_many_active_runs"
 
 
 class Conflict(APIException):
@@ -176,9 +221,12 @@ def _own_run(request: Request, run_id: str) -> TrainingRun:
 
 
 class TrainingRunEstimateView(APIView):
+    throttle_scope = "run_estimate"
+    throttle_classes = [ScopedRateThrottle]
+
     @extend_schema(
         request=RunInputSerializer,
-        responses={200: EstimateSerializer, 400: E400, 403: E403, 503: E503, **COMMON},
+        responses={200: EstimateSerializer, 400: E400, 403: E403, 429: E429, 503: E503, **COMMON},
         summary="Price, queue and ETA from the orchestrator for this run, without creating it",
     )
     def post(self, request: Request) -> Response:
@@ -211,7 +259,15 @@ class TrainingRunCancelView(APIView):
 class TrainingRunRetryView(APIView):
     @extend_schema(
         request=None,
-        responses={201: RunDetailSerializer, 400: E400, 403: E403, 404: E404, 409: E409, **COMMON},
+        responses={
+            201: RunDetailSerializer,
+            400: E400,
+            403: E403,
+            404: E404,
+            409: E409,
+            429: E429,
+            **COMMON,
+        },  # fmt: skip
         summary="Start a new run with the configuration of a failed, expired or canceled one",
     )
     def post(self, request: Request, run_id: str) -> Response:
@@ -220,6 +276,8 @@ class TrainingRunRetryView(APIView):
             new_run = services.training_run_retry(run=run, user=request.user)
         except services.RunConflict as exc:
             raise Conflict(str(exc)) from exc
+        except services.ActiveRunLimit as exc:
+            raise TooManyActiveRuns(str(exc)) from exc
         return Response(RunDetailSerializer(new_run).data, status=status.HTTP_201_CREATED)
 
 
@@ -246,7 +304,7 @@ class OrchestratorCallbackView(APIView):
     )
     def post(self, request: Request, run_id: str) -> Response:
         if not callback_token_valid(run_id, request.query_params.get("token")):
-            raise BadCallbackToken()
+            raise Unauthorized("Missing or wrong callback token.", code="bad_callback_token")
         event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
         event.is_valid(raise_exception=True)
         result = lifecycle.callback_record(

@@ -77,6 +77,18 @@ class Contract(Protocol):
 
     def parse_workflow(self, workflow: Mapping[str, Any]) -> WorkflowState: ...
 
+    def ai_toolkit_epochs_range(self) -> tuple[int, int]:
+        """The AI Toolkit `epochs` the wire accepts (inclusive); the catalog must stay inside."""
+        ...
+
+    def ai_toolkit_steps(self, run: RunLike) -> int | None:
+        """The `steps` an AI Toolkit run sends, or None where the contract has no such field."""
+        ...
+
+    def params_not_sent(self, run: RunLike) -> frozenset[str]:
+        """The run's parameters this contract has no field for: kept with the run, not sent."""
+        ...
+
 
 def air_regex(version_chars: str) -> re.Pattern[str]:
     return re.compile(

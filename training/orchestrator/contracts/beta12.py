@@ -39,6 +39,7 @@ from training.orchestrator.contracts.base import (
 
 NAME = "beta12"
 MAX_TRAINING_RETRIES = 2  # the step's `retries` (Civitai's constants.maxTrainingRetries)
+AI_TOOLKIT_EPOCHS = (1, 20)  # TrainingInput.epochs (§2.1)
 
 _AIR = air_regex(r"a-zA-Z0-9_\-/.=,")
 _URI = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*:\S+$")
@@ -445,3 +446,14 @@ class Beta12:
 
     def parse_workflow(self, workflow: Mapping[str, Any]) -> WorkflowState:
         return parse_workflow(workflow)
+
+    def ai_toolkit_epochs_range(self) -> tuple[int, int]:
+        return AI_TOOLKIT_EPOCHS
+
+    def ai_toolkit_steps(self, run: RunLike) -> int | None:
+        return None  # beta12's training input has no `steps`: epochs x repeats set the length
+
+    def params_not_sent(self, run: RunLike) -> frozenset[str]:
+        if run.engine == catalog.RAPID:
+            return frozenset(run.params)
+        return frozenset()
