@@ -267,7 +267,7 @@ class TrainingRunRetryView(APIView):
             409: E409,
             429: E429,
             **COMMON,
-        },  # fmt: skip
+        },
         summary="Start a new run with the configuration of a failed, expired or canceled one",
     )
     def post(self, request: Request, run_id: str) -> Response:
