@@ -104,6 +104,10 @@ WAFFLE_FLAG_DEFAULT = False
 WAFFLE_CREATE_MISSING_FLAGS = False
 WAFFLE_OVERRIDE = False
 
+if env_bool("FAST_PASSWORD_HASHER", False):
+    # Tests only: PBKDF2 at full strength costs ~0.3 s per login, which the suites do thousands of.
+    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -166,6 +170,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "PREPROCESSING_HOOKS": ["training.api.schema.api_only"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "training.api.schema.strict_request_bodies",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "EngineEnum": "training.models.ENGINE_CHOICES",
+        "RunStatusEnum": "training.models.RunStatus",
+        "WorkflowStatusEnum": "training.api.views.WORKFLOW_STATUSES",
+    },
 }
 
 # The orchestrator. Dev default: the bundled emulator on loopback (python manage.py run_orchestrator_emulator).

@@ -61,8 +61,6 @@ ENGINES: dict[Engine, EngineInfo] = {
         "Train using the AI Toolkit engine, offering improved quality and flexibility.",
     ),
 }
-
-
 @dataclass(frozen=True)
 class BaseModel:
     key: str

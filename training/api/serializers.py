@@ -10,7 +10,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from training import catalog
-from training.models import RunEvent, TrainingRun
+from training.models import ENGINE_CHOICES, RunEvent, TrainingRun
 from training.payloads import workflow_body
 from training.runspec import resolve_run
 
@@ -80,7 +80,7 @@ class RunInputSerializer(StrictSerializer):
         help_text="Optional AIR of a checkpoint to train on top of the base model.",
     )
     engine = serializers.ChoiceField(
-        choices=list(catalog.ENGINES),
+        choices=ENGINE_CHOICES,
         required=False,
         error_messages={"invalid_choice": '"{input}" is not an engine; use kohya, rapid, musubi '
                         "or ai-toolkit."},
@@ -122,6 +122,14 @@ class TrainingDataOutSerializer(serializers.Serializer[Any]):
     imageCount = serializers.IntegerField(source="image_count")
 
 
+class EpochSerializer(serializers.Serializer[Any]):
+    epochNumber = serializers.IntegerField()
+    modelName = serializers.CharField(allow_null=True)
+    modelUrl = serializers.CharField(allow_null=True, help_text="Download link (may expire).")
+    modelSize = serializers.IntegerField(allow_null=True)
+    sampleImages = serializers.ListField(child=serializers.CharField())
+
+
 class RunErrorSerializer(serializers.Serializer[Any]):
     code = serializers.CharField(source="error_code")
     message = serializers.CharField(source="error_message")
@@ -141,6 +149,7 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
     chargedCost = serializers.IntegerField(source="charged_cost", allow_null=True)
     error = serializers.SerializerMethodField()
     epochs = serializers.SerializerMethodField()
+    moderation = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
     updatedAt = serializers.DateTimeField(source="updated_at")
     submittedAt = serializers.DateTimeField(source="submitted_at", allow_null=True)
@@ -152,8 +161,8 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
         fields = [
             "id", "status", "baseModel", "customModel", "engine", "ecosystem", "modelVariant",
             "loraName", "trainingData", "samplePrompts", "negativePrompt", "priority", "params",
-            "workflowId", "estimatedCost", "chargedCost", "error", "epochs", "createdAt",
-            "updatedAt", "submittedAt", "startedAt", "completedAt",
+            "workflowId", "estimatedCost", "chargedCost", "error", "epochs", "moderation",
+            "createdAt", "updatedAt", "submittedAt", "startedAt", "completedAt",
         ]  # fmt: skip
 
     @extend_schema_field(RunErrorSerializer(allow_null=True))
@@ -162,9 +171,20 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
             return None
         return {"code": run.error_code, "message": run.error_message}
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field(EpochSerializer(many=True))
     def get_epochs(self, run: TrainingRun) -> list[dict[str, Any]]:
         return list((run.outputs or {}).get("epochs", []))
+
+    @extend_schema_field(
+        serializers.ChoiceField(
+            choices=["evaluating", "underReview", "approved", "rejected"], allow_null=True
+        )
+    )
+    def get_moderation(self, run: TrainingRun) -> str | None:
+        # Set only once the orchestrator's moderation had something to say: "underReview" (the
+        # run is held until a moderator decides), "rejected", or "approved" after a hold.
+        moderation = (run.outputs or {}).get("moderation")
+        return moderation if isinstance(moderation, str) else None
 
 
 class RunDetailSerializer(RunSerializer):
@@ -235,3 +255,9 @@ class CatalogBaseModelSerializer(serializers.Serializer[Any]):
 class CatalogSerializer(serializers.Serializer[Any]):
     baseModels = CatalogBaseModelSerializer(many=True)
     engines = serializers.ListField(child=serializers.DictField())
+
+
+class RunPageSerializer(serializers.Serializer[Any]):
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null.")
+    results = RunSerializer(many=True)

@@ -24,6 +24,7 @@ from training.api.serializers import (
     PreviewSerializer,
     RunDetailSerializer,
     RunInputSerializer,
+    RunPageSerializer,
     RunSerializer,
     TokenRequestSerializer,
     TokenSerializer,
@@ -55,6 +56,15 @@ class RunCursorPagination(CursorPagination):
     page_size = 20
     max_page_size = 100
     page_size_query_param = "pageSize"
+
+    def decode_cursor(self, request: Request) -> Any:
+        try:
+            return super().decode_cursor(request)
+        except NotFound:
+            # A cursor we did not issue is bad input, not a missing resource.
+            raise serializers.ValidationError(
+                {"cursor": ["Invalid cursor; use the next/previous links from a listing."]}
+            ) from None
 
 
 class TokenView(APIView):
@@ -90,7 +100,7 @@ class TrainingRunListCreateView(APIView):
             OpenApiParameter("cursor", str),
             OpenApiParameter("pageSize", int),
         ],
-        responses={200: RunSerializer(many=True), **COMMON},
+        responses={200: RunPageSerializer, 400: E400, **COMMON},
         summary="Your training runs, newest first",
     )
     def get(self, request: Request) -> Response:
@@ -151,7 +161,9 @@ class TrainingRunListCreateView(APIView):
 class TrainingRunDetailView(APIView):
     @extend_schema(responses={200: RunDetailSerializer, 404: E404, **COMMON}, summary="One run")
     def get(self, request: Request, run_id: str) -> Response:
-        return Response(RunDetailSerializer(_own_run(request, run_id)).data)
+        # Signed output links expire: fetch fresh ones first when they are about to.
+        run = lifecycle.run_outputs_fresh(_own_run(request, run_id))
+        return Response(RunDetailSerializer(run).data)
 
 
 class TrainingRunPreviewView(APIView):
@@ -281,9 +293,12 @@ class TrainingRunRetryView(APIView):
         return Response(RunDetailSerializer(new_run).data, status=status.HTTP_201_CREATED)
 
 
+WORKFLOW_STATUSES = tuple(lifecycle.FROM_ORCHESTRATOR)
+
+
 class CallbackSerializer(serializers.Serializer[Any]):
     workflowId = serializers.CharField(max_length=128)
-    status = serializers.ChoiceField(choices=list(lifecycle.FROM_ORCHESTRATOR))
+    status = serializers.ChoiceField(choices=list(WORKFLOW_STATUSES))
 
 
 class CallbackAckSerializer(serializers.Serializer[Any]):

@@ -17,7 +17,10 @@ def callback_token(run_id: UUID | str) -> str:
 
 
 def callback_token_valid(run_id: UUID | str, token: str | None) -> bool:
-    return bool(token) and hmac.compare_digest(callback_token(run_id), str(token))
+    # Bytes, not str: compare_digest refuses non-ASCII str, and a fuzzer (or attacker) sends some.
+    return bool(token) and hmac.compare_digest(
+        callback_token(run_id).encode(), str(token).encode("utf-8", "surrogatepass")
+    )
 
 
 def callback_url(run_id: UUID | str) -> str:
