@@ -12,7 +12,6 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-
 # Subprocesses started by tests (tests/harness.py) inherit this; see config/settings.py.
 os.environ.setdefault("FAST_PASSWORD_HASHER", "true")
 
