@@ -258,6 +258,8 @@ CELERY_BEAT_SCHEDULE = {
 SUBMIT_MAX_RETRIES = env_int("SUBMIT_MAX_RETRIES", 8, minimum=0)
 SUBMIT_RETRY_BASE_SECONDS = env_float("SUBMIT_RETRY_BASE_SECONDS", 2.0)
 SUBMIT_RETRY_MAX_SECONDS = env_float("SUBMIT_RETRY_MAX_SECONDS", 60.0)
+# Across retry chains (the reconciler resumes a run after a chain runs out), give up after this.
+SUBMIT_DEADLINE_SECONDS = env_int("SUBMIT_DEADLINE_SECONDS", 3600, minimum=0)
 # The reconciler's patience: pending nobody took, submitting gone silent, and runs with no news.
 RECONCILE_PENDING_SECONDS = env_int("RECONCILE_PENDING_SECONDS", 30, minimum=0)
 RECONCILE_SUBMITTING_SECONDS = env_int("RECONCILE_SUBMITTING_SECONDS", 300, minimum=0)

@@ -7,6 +7,7 @@ import json
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -98,7 +99,8 @@ class App:
         callbacks = wf.template.get("callbacks")
         if wf.id is not None and isinstance(callbacks, list):
             entries = [c for c in callbacks if isinstance(c, Mapping)]
-            self.callbacks.enqueue(wf.id, entries, status, timestamp)
+            details = self.contract.event_details(wf)
+            self.callbacks.enqueue(wf.id, entries, status, timestamp, details=details)
 
     def tick(self, now: float) -> None:
         self.store.tick(self.config, now)
@@ -122,7 +124,7 @@ class App:
     ) -> Reply:
         try:
             if method == "GET" and len(parts) == 3 and parts[0] == "blobs":
-                return self._blob(parts[1], parts[2])
+                return self._blob(parts[1], parts[2], query)
             if parts[:1] == ["_emulator"]:
                 self._authorize(authorization)
                 return self._ops(method, parts[1:], body)
@@ -191,16 +193,24 @@ class App:
         if isinstance(steps, list) and len(steps) != 1:
             raise invalid({"steps": ["The emulator runs workflows of exactly one step."]})
         config = self.config
+        # beta86 idempotency: a known externalId answers with the workflow it first made.
+        known = self.store.by_external_id(_text_field(body, "externalId"))
         if whatif:
             self.store.note_whatif()
-            estimate = self.store.new_record(body, stored=False)
+            estimate = known or self.store.new_record(body, stored=False)
             return Reply(200, self.store.render(estimate, config, self._base_url()))
+        if known is not None:
+            log.info("externalId %s is workflow %s already", known.external_id, known.id)
+            return Reply(200, self.store.render(known, config, self._base_url()))
         if config.reject_all:
             with self._lock:
                 self.rejected += 1
             raise invalid({"": [config.reject_all]})
-        wf = self.store.new_record(body, stored=True)
-        self.store.add(wf)
+        wf = self.store.new_record(body, stored=True, moderation=config.moderation)
+        if self.store.add(wf) is not wf:  # a concurrent submit with the same externalId won
+            known = self.store.by_external_id(wf.external_id)
+            assert known is not None
+            return Reply(200, self.store.render(known, config, self._base_url()))
         log.info("accepted workflow %s (%s, %d Buzz)", wf.id, wf.plan.family, wf.cost)
         # The lost-response fault: the workflow exists, but the answer comes too late.
         self._sleep(config.submit_hang_after_accept_seconds)
@@ -236,7 +246,11 @@ class App:
             self.store.cancel(workflow_id)
         return Reply(204)
 
-    def _blob(self, workflow_id: str, file: str) -> Reply:
+    def _blob(self, workflow_id: str, file: str, query: Query) -> Reply:
+        # beta86 links are "signed" with their expiry; like a presigned URL they stop working.
+        expires = query.get("expires")
+        if expires and (not expires[-1].isdigit() or int(expires[-1]) < time.time()):
+            raise Problem(403, "The signed URL has expired; GET the workflow for a fresh one.")
         found = self.store.blob(workflow_id, file)
         if found is None:
             raise Problem(404, "No such blob.")
@@ -259,7 +273,20 @@ class App:
         if parts == ["reset"] and method == "POST":
             self.reset()
             return Reply(200, self.stats())
+        if len(parts) == 3 and parts[::2] == ["workflows", "moderation"] and method == "POST":
+            return self._moderate(parts[1], _json_object(raw))
         raise Problem(404, "Unknown emulator endpoint.")
+
+    def _moderate(self, workflow_id: str, body: JsonObject) -> Reply:
+        decision = body.get("status")
+        if decision not in ("approved", "rejected"):
+            raise invalid({"status": ["Must be 'approved' or 'rejected'."]})
+        due = time.monotonic() + self.config.seconds_per_epoch
+        if not self.store.moderate(workflow_id, str(decision), next_epoch_due=due):
+            raise Problem(404, f"Workflow {workflow_id} was not found.")
+        wf = self.store.get(workflow_id)
+        assert wf is not None
+        return Reply(200, self.store.render(wf, self.config, self._base_url()))
 
     def update_faults(self, changes: Mapping[str, object]) -> EmulatorConfig:
         with self._lock:  # two concurrent updates must not lose one another
@@ -298,6 +325,11 @@ def _json_object(raw: bytes) -> JsonObject:
     if not isinstance(value, dict):
         raise invalid({"": ["The request body must be a JSON object."]})
     return value
+
+
+def _text_field(body: JsonObject, name: str) -> str | None:
+    value = body.get(name)
+    return value if isinstance(value, str) and value else None
 
 
 def _int_param(query: Query, name: str, default: int) -> int:

@@ -70,20 +70,25 @@ class CallbackDispatcher:
         callbacks: Sequence[Mapping[str, object]],
         status: str,
         timestamp: str,
+        *,
+        details: Mapping[str, object] | None = None,
     ) -> None:
         if self._settings().drop_callbacks:
             return
-        payload = {
+        payload: dict[str, object] = {
             "$type": "workflow",
             "workflowId": workflow_id,
             "status": status,
             "timestamp": timestamp,
         }
         body = json.dumps(payload).encode()
+        # beta86: a callback with `detailed: true` also gets the event's details.
+        detailed = json.dumps({**payload, "details": details}).encode() if details else body
         for callback in callbacks:
             url = callback.get("url")
             if isinstance(url, str) and wants(callback, status):
-                self._put(Event(url, body, workflow_id, status))
+                chosen = detailed if callback.get("detailed") is True else body
+                self._put(Event(url, chosen, workflow_id, status))
 
     def _put(self, event: Event) -> None:
         key = (event.workflow_id, event.url)

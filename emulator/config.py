@@ -37,6 +37,9 @@ class EmulatorConfig:
     fail_at_epoch: int = 0  # 0 = off
     reject_all: str = ""  # "" = off
     drop_callbacks: bool = False
+    # beta86 only: how long signed blob URLs stay valid, and the moderation new workflows get.
+    url_ttl_seconds: float = 3600.0
+    moderation: str = "approved"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EmulatorConfig:
@@ -138,6 +141,16 @@ def _contract(value: object) -> str:
     return text
 
 
+MODERATION_STATUSES = ("approved", "evaluating", "underReview", "rejected")
+
+
+def _moderation(value: object) -> str:
+    text = _text(value)
+    if text not in MODERATION_STATUSES:
+        raise ValueError(f"must be one of {', '.join(MODERATION_STATUSES)}")
+    return text
+
+
 def _off_or_epoch(value: object) -> int:
     return 0 if value is None else _non_negative_int(value)
 
@@ -162,6 +175,8 @@ _CHECKS: dict[str, Callable[[object], object]] = {
     "fail_at_epoch": _off_or_epoch,
     "reject_all": _text,
     "drop_callbacks": _flag,
+    "url_ttl_seconds": _ranged(1),
+    "moderation": _moderation,
 }
 
 RUNTIME_FIELDS = frozenset(
@@ -178,6 +193,8 @@ RUNTIME_FIELDS = frozenset(
         "fail_at_epoch",
         "reject_all",
         "drop_callbacks",
+        "url_ttl_seconds",
+        "moderation",
     }
 )
 
@@ -212,6 +229,7 @@ _PARSERS: dict[str, Callable[[str], object]] = {
     "public_url": str,
     "contract": str,
     "reject_all": str,
+    "moderation": str,
     "seed": _env_int,
     "callback_retries": _env_int,
     "fail_status": _env_int,

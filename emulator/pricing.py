@@ -20,6 +20,21 @@ AI_TOOLKIT_EPOCH_PRICE = {
     "wan": 300,
 }
 AI_TOOLKIT_OTHER_EPOCH_PRICE = 100
+# beta86 prices AI Toolkit by `steps`: the published price of each ecosystem's default run
+# (Buzz, steps), charged in proportion to the steps asked for (facts §7.3, "steps" pages).
+AI_TOOLKIT_STEP_PRICE: dict[str, tuple[int, int]] = {
+    "sd1": (500, 2000),
+    "sdxl": (500, 2000),
+    "flux1": (2000, 2000),
+    "chroma": (2000, 2000),
+    "qwen": (2000, 2000),
+    "ernie": (1000, 2000),
+    "zimageturbo": (1000, 2000),
+    "zimagebase": (1000, 2000),
+    "ltx2": (2750, 3000),
+    "ltx23": (2750, 3000),
+}
+AI_TOOLKIT_OTHER_STEP_PRICE = (1000, 2000)
 KOHYA_STEP_RATE = {
     "sd1": 0.5,
     "sdxl": 1.0,
@@ -46,7 +61,14 @@ def kohya_steps(plan: StepPlan) -> int:
     return max(0, math.ceil(work / max(1, plan.batch_size)))
 
 
+def ai_toolkit_step_price(ecosystem: str, steps: int) -> int:
+    buzz, per_steps = AI_TOOLKIT_STEP_PRICE.get(ecosystem, AI_TOOLKIT_OTHER_STEP_PRICE)
+    return _half_up(steps * buzz / per_steps)
+
+
 def base_price(plan: StepPlan) -> int:
+    if plan.family == "ai-toolkit" and plan.steps is not None:
+        return ai_toolkit_step_price(plan.ecosystem, plan.steps)
     if plan.family == "ai-toolkit":
         per_epoch = AI_TOOLKIT_EPOCH_PRICE.get(plan.ecosystem, AI_TOOLKIT_OTHER_EPOCH_PRICE)
         return per_epoch * plan.priced_epochs

@@ -38,6 +38,7 @@ class StepPlan:
     priority: str
     prompts: tuple[str, ...]
     lora_name: str
+    steps: int | None = None  # AI Toolkit's `steps` (beta86): prices the run when given
 
     @property
     def samples_per_epoch(self) -> int:
@@ -68,6 +69,9 @@ class WorkflowRecord:
     completed_at: datetime | None = None
     next_epoch_due: float | None = None  # monotonic time the next epoch completes
     epochs: list[EpochRecord] = field(default_factory=list)
+    # "underReview" holds a processing workflow (no epochs) until released; "rejected" fails it.
+    moderation: str = "approved"
+    external_id: str | None = None  # the client's idempotency key (beta86 `externalId`)
 
     @property
     def terminal(self) -> bool:

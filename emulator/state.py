@@ -26,8 +26,11 @@ class Store:
         self.submissions = 0
         self.whatifs = 0
         self.by_tag: Counter[str] = Counter()
+        self._by_external_id: dict[str, str] = {}  # beta86 `externalId` -> workflow id
 
-    def new_record(self, body: Mapping[str, object], *, stored: bool) -> WorkflowRecord:
+    def new_record(
+        self, body: Mapping[str, object], *, stored: bool, moderation: str = "approved"
+    ) -> WorkflowRecord:
         plan = self.contract.plan(body)
         created = utc_now()
         tags = body.get("tags")
@@ -42,16 +45,31 @@ class Store:
             created_mono=time.monotonic(),
             tags=[t for t in tags if isinstance(t, str)] if isinstance(tags, list) else [],
             metadata=dict(metadata) if isinstance(metadata, Mapping) else {},
+            moderation=moderation if self.contract.reports_moderation else "approved",
+            external_id=_external_id(body),
         )
 
-    def add(self, wf: WorkflowRecord) -> None:
+    def add(self, wf: WorkflowRecord) -> WorkflowRecord:
+        """Store a new workflow and return it, or, when its externalId is already known, return
+        the workflow first submitted with it (idempotency: nothing new is stored or counted)."""
         assert wf.id is not None
         with self.lock:
+            known = self.by_external_id(wf.external_id)
+            if known is not None:
+                return known
+            if wf.external_id is not None:
+                self._by_external_id[wf.external_id] = wf.id
             self._workflows[wf.id] = wf
             self.submissions += 1
             self.by_tag.update(set(wf.tags))
             self._emit(wf, wf.status, iso(wf.created_at) or "")
             self.lock.notify_all()
+            return wf
+
+    def by_external_id(self, external_id: str | None) -> WorkflowRecord | None:
+        with self.lock:
+            known = self._by_external_id.get(external_id) if external_id else None
+            return self._workflows.get(known) if known else None
 
     def note_whatif(self) -> None:
         with self.lock:
@@ -115,9 +133,13 @@ class Store:
                     self._set(wf, "processing")
                 while (
                     wf.status == "processing"
+                    and wf.moderation != "underReview"  # held until a moderator decides
                     and wf.next_epoch_due is not None
                     and now >= wf.next_epoch_due
                 ):
+                    if wf.moderation == "rejected":
+                        self._finish(wf, "failed")
+                        break
                     number = len(wf.epochs) + 1
                     if number == config.fail_at_epoch:
                         self._finish(wf, "failed")
@@ -127,6 +149,23 @@ class Store:
                         self._finish(wf, "succeeded")
                         break
                     wf.next_epoch_due += config.seconds_per_epoch
+
+    def moderate(self, workflow_id: str, decision: str, *, next_epoch_due: float) -> bool:
+        """A moderator's decision on a held workflow: "approved" resumes it, "rejected" fails it.
+        False if there is no such workflow."""
+        with self.lock:
+            wf = self._workflows.get(workflow_id)
+            if wf is None:
+                return False
+            if wf.terminal or wf.moderation != "underReview":
+                return True
+            wf.moderation = decision
+            if decision == "rejected":
+                self._finish(wf, "failed")
+            elif wf.status == "processing":
+                wf.next_epoch_due = next_epoch_due
+            self.lock.notify_all()
+            return True
 
     def _epoch(self, wf: WorkflowRecord, number: int) -> EpochRecord:
         assert wf.id is not None
@@ -164,7 +203,11 @@ class Store:
                 preceding = self._preceding(wf)
                 eta = self._remaining_minutes(wf, config)
             return self.contract.render_workflow(
-                wf, base_url=base_url, preceding_jobs=preceding, eta=eta
+                wf,
+                base_url=base_url,
+                preceding_jobs=preceding,
+                eta=eta,
+                url_ttl_seconds=config.url_ttl_seconds,
             )
 
     def _preceding(self, wf: WorkflowRecord) -> int:
@@ -216,6 +259,12 @@ class Store:
     def reset(self) -> None:
         with self.lock:
             self._workflows.clear()
+            self._by_external_id.clear()
             self.submissions = self.whatifs = 0
             self.by_tag.clear()
             self.lock.notify_all()
+
+
+def _external_id(body: Mapping[str, object]) -> str | None:
+    value = body.get("externalId")
+    return value if isinstance(value, str) and value else None

@@ -128,6 +128,8 @@ def flag_set_availability(
 
 
 def groups_ensure(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
+    # The migration made these groups, but a test-database flush or a hand deletion removes them;
+    # the keywords mean nothing without them.
     created = []
     for name in sorted(GROUP_KEYWORDS):
         _group, was_created = Group.objects.using(using).get_or_create(name=name)

@@ -5,6 +5,7 @@ import json
 from django.contrib import admin
 from django.utils.html import format_html
 
+from training.console import rollup  # noqa: F401  (registers the rollup models at start-up)
 from training.models import RunEvent, TrainingRun
 from training.payloads import workflow_body
 

@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -27,7 +28,7 @@ from training.orchestrator.client import (
     TransientError,
     get_client,
 )
-from training.orchestrator.contracts.base import WorkflowState
+from training.orchestrator.contracts.base import WorkflowState, parse_time
 from training.payloads import workflow_body
 
 log = logging.getLogger(__name__)
@@ -189,39 +190,143 @@ def run_submit_exhausted(*, run_id: UUID | str, error: str) -> None:
     )
 
 
+# TrainingModerationStatus values that change what we do (orchestrator-api-beta86.md §6.4).
+MODERATION_HELD = "underReview"
+MODERATION_REJECTED = "rejected"
+MODERATION_REJECTED_MESSAGE = (
+    "The orchestrator's moderation rejected this run's training data, so the run was stopped and "
+    "produces no model. Check the images against the content rules; a retry with the same data "
+    "will be rejected again."
+)
+
+
+def _merged_outputs(current: dict[str, Any], state: WorkflowState) -> dict[str, Any] | None:
+    """The run's outputs with the workflow's news folded in, or None if nothing changed."""
+    outputs = dict(current or {})
+    if state.epochs:
+        outputs["epochs"] = state.epochs
+    # Moderation is kept once it says something worth showing (held or rejected), and then
+    # followed (approved after a hold); a plain "approved" on every workflow is not news.
+    if state.moderation in (MODERATION_HELD, MODERATION_REJECTED) or (
+        state.moderation and "moderation" in outputs
+    ):
+        outputs["moderation"] = state.moderation
+    return outputs if outputs != (current or {}) else None
+
+
+def _moderation_notes(run_id: UUID | str, before: str | None, after: str | None) -> None:
+    if after == before:
+        return
+    if after == MODERATION_HELD:
+        _note(run_id, RunEvent.Kind.NOTE, "held for review by the orchestrator's moderation; "
+              "it continues once a moderator approves the training data")  # fmt: skip
+    elif before == MODERATION_HELD and after != MODERATION_REJECTED:
+        _note(run_id, RunEvent.Kind.NOTE, f"released from review (moderation: {after})")
+
+
 def apply_workflow_state(run_id: UUID | str, *, workflow_id: str, state: WorkflowState) -> str:
     """Move the run forward to what the workflow says; never backwards, never out of a terminal
-    state, so duplicate, late and out-of-order news changes nothing."""
-    run = TrainingRun.objects.get(pk=run_id)
-    if run.workflow_id and workflow_id and run.workflow_id != workflow_id:
-        log.warning("run %s: workflow %s is not its own (%s)", run.pk, workflow_id, run.workflow_id)
-        return run.status
-    target = FROM_ORCHESTRATOR.get(state.status)
-    updates: dict[str, Any] = {"orchestrator_status": state.status}
-    if state.charged is not None:
-        updates["charged_cost"] = state.charged
-    if state.started_at:
-        updates["started_at"] = state.started_at
-    if state.epochs:
-        updates["outputs"] = {"epochs": state.epochs}
-    if target is None or RANK[target] <= RANK[RunStatus(run.status)] or run.is_terminal:
-        if not run.is_terminal and updates.keys() - {"orchestrator_status"}:
-            # Same status, more news (an epoch finished): record it on the same state.
-            TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
-        return run.status
-    if target in TERMINAL_STATUSES:
-        updates["completed_at"] = state.completed_at or timezone.now()
-    if target in (RunStatus.FAILED, RunStatus.EXPIRED):
-        updates["error_code"] = f"orchestrator_{state.status}"
-        updates["error_message"] = state.message or f"The workflow {state.status}."
-    if target == RunStatus.PROCESSING and not state.started_at:
-        updates["started_at"] = timezone.now()
-    moved = transition(run.pk, expected=run.status, to=target, message=state.message, **updates)
-    return (
-        str(target)
-        if moved
-        else TrainingRun.objects.values_list("status", flat=True).get(pk=run.pk)
-    )
+    state, so duplicate, late and out-of-order news changes nothing.
+
+    Moderation: `underReview` keeps the run where it is (a held workflow never becomes our
+    `succeeded`, whose model would then be out before review) and shows it held; `rejected`
+    fails it with its own code. The row is locked while it is read and written, so a hold is
+    noted once however many refreshes race."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run_id)
+        if run.workflow_id and workflow_id and run.workflow_id != workflow_id:
+            log.warning(
+                "run %s: workflow %s is not its own (%s)", run.pk, workflow_id, run.workflow_id
+            )
+            return run.status
+        target = FROM_ORCHESTRATOR.get(state.status)
+        rejected = state.moderation == MODERATION_REJECTED and target not in (
+            RunStatus.EXPIRED,
+            RunStatus.CANCELED,
+        )
+        if rejected:
+            target = RunStatus.FAILED
+        elif state.moderation == MODERATION_HELD and target == RunStatus.SUCCEEDED:
+            target = RunStatus.PROCESSING
+        updates: dict[str, Any] = {"orchestrator_status": state.status}
+        if state.charged is not None:
+            updates["charged_cost"] = state.charged
+        if state.started_at:
+            updates["started_at"] = state.started_at
+        outputs = _merged_outputs(run.outputs, state)
+        if outputs is not None:
+            updates["outputs"] = outputs
+        before = (run.outputs or {}).get("moderation")
+        after = (outputs or run.outputs or {}).get("moderation")
+        if target is None or RANK[target] <= RANK[RunStatus(run.status)] or run.is_terminal:
+            if not run.is_terminal and updates.keys() - {"orchestrator_status"}:
+                # Same status, more news (an epoch finished): record it on the same state.
+                TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
+                _moderation_notes(run.pk, before, after)
+            return run.status
+        if target in TERMINAL_STATUSES:
+            updates["completed_at"] = state.completed_at or timezone.now()
+        if rejected:
+            updates["error_code"] = "moderation_rejected"
+            updates["error_message"] = MODERATION_REJECTED_MESSAGE
+        elif target in (RunStatus.FAILED, RunStatus.EXPIRED):
+            updates["error_code"] = f"orchestrator_{state.status}"
+            updates["error_message"] = state.message or f"The workflow {state.status}."
+        if target == RunStatus.PROCESSING and not state.started_at:
+            updates["started_at"] = timezone.now()
+        message = "moderation rejected the training data" if rejected else state.message
+        moved = transition(run.pk, expected=run.status, to=target, message=message, **updates)
+        if moved:
+            _moderation_notes(run.pk, before, after)
+            return str(target)
+        return TrainingRun.objects.values_list("status", flat=True).get(pk=run.pk)
+
+
+# Signed blob URLs expire (beta86 says when): links that expire within this margin are
+# fetched again before they are shown, and at most once per run per throttle window.
+URL_REFRESH_MARGIN = timedelta(minutes=1)
+URL_REFRESH_THROTTLE_SECONDS = 10
+
+
+def _links_expire_by(outputs: dict[str, Any], moment: datetime) -> bool:
+    for epoch in (outputs or {}).get("epochs") or []:
+        expires = parse_time(epoch.get("urlExpiresAt")) if isinstance(epoch, dict) else None
+        if expires is not None and expires <= moment:
+            return True
+    return False
+
+
+def _store_epochs(run_id: UUID | str, epochs: list[dict[str, Any]]) -> None:
+    """New links for a run's epochs, whatever its state (a finished run's links expire too)."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().only("pk", "outputs").get(pk=run_id)
+        TrainingRun.objects.filter(pk=run.pk).update(
+            outputs={**(run.outputs or {}), "epochs": epochs}
+        )
+
+
+def run_outputs_fresh(run: TrainingRun) -> TrainingRun:
+    """The run, with epoch links that are still good when it is shown. Best effort: when the
+    orchestrator cannot answer, the stored links are shown as they are. Under a contract that
+    gives no expiry (beta12) nothing is ever fetched."""
+    soon = timezone.now() + URL_REFRESH_MARGIN
+    if not run.workflow_id or not _links_expire_by(run.outputs, soon):
+        return run
+    if not cache.add(f"run-outputs-fresh:{run.pk}", 1, URL_REFRESH_THROTTLE_SECONDS):
+        return run  # fetched a moment ago, or being fetched right now
+    try:
+        workflow = get_client().get(run.workflow_id)
+    except OrchestratorError as exc:
+        log.warning("run %s: could not refresh expiring output links: %s", run.pk, exc)
+        return run
+    state = contracts.active().parse_workflow(workflow)
+    if run.is_terminal:
+        if state.epochs:
+            _store_epochs(run.pk, state.epochs)
+    else:
+        apply_workflow_state(run.pk, workflow_id=run.workflow_id, state=state)
+    run.refresh_from_db()
+    return run
 
 
 def run_refresh(*, run_id: UUID | str) -> str:

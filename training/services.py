@@ -208,3 +208,12 @@ def training_run_retry(*, run: TrainingRun, user: Any) -> TrainingRun:
 def _is_locked(run: TrainingRun, name: str) -> bool:
     spec = catalog.param_spec_map(run.base_model, run.engine).get(name)  # type: ignore[arg-type]
     return spec is None or spec.locked or (name == "textEncoderLr" and run.params.get(name) is None)
+
+
+def run_submit_deadline_passed(*, run_id: str) -> bool:
+    """Past this age a run that still could not be submitted fails instead of waiting longer."""
+    created = TrainingRun.objects.filter(pk=run_id).values_list("created_at", flat=True).first()
+    return (
+        created is None
+        or (timezone.now() - created).total_seconds() > settings.SUBMIT_DEADLINE_SECONDS
+    )

@@ -27,8 +27,16 @@ def submit_run_task(self: Task[Any, Any], run_id: str) -> str:
         return lifecycle.run_submit(run_id=run_id, is_retry=self.request.retries > 0).status
     except lifecycle.Retry as exc:
         if self.request.retries >= settings.SUBMIT_MAX_RETRIES:
-            lifecycle.run_submit_exhausted(run_id=run_id, error=f"{exc.error.kind}: {exc.error}")
-            return "failed"
+            from training.services import run_submit_deadline_passed  # services enqueues us
+
+            if run_submit_deadline_passed(run_id=run_id):
+                lifecycle.run_submit_exhausted(
+                    run_id=run_id, error=f"{exc.error.kind}: {exc.error}"
+                )
+                return "failed"
+            # An outage longer than one retry chain: leave the run submitting; the reconciler
+            # looks it up by tag and, finding nothing, resubmits it, until the deadline.
+            return "deferred"
         raise self.retry(
             countdown=backoff(self.request.retries, retry_after=exc.retry_after)
         ) from exc

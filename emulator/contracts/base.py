@@ -12,6 +12,9 @@ from training.orchestrator.contracts.base import WireError, air_regex
 
 class EmulatorContract(Protocol):
     name: str
+    # Whether the contract has a moderation status to report (beta86): only then does the
+    # `moderation` fault hold or reject workflows.
+    reports_moderation: bool
 
     def validate(self, body: Mapping[str, object]) -> list[WireError]: ...
 
@@ -20,8 +23,18 @@ class EmulatorContract(Protocol):
         ...
 
     def render_workflow(
-        self, wf: WorkflowRecord, *, base_url: str, preceding_jobs: int, eta: float
+        self,
+        wf: WorkflowRecord,
+        *,
+        base_url: str,
+        preceding_jobs: int,
+        eta: float,
+        url_ttl_seconds: float,
     ) -> JsonObject: ...
+
+    def event_details(self, wf: WorkflowRecord) -> JsonObject | None:
+        """The `details` of a workflow event for callbacks that ask for them, if it has any."""
+        ...
 
 
 _AIR = air_regex(r"a-zA-Z0-9_\-/.=,%+:")

@@ -34,6 +34,7 @@ _LEGACY_FAMILY: dict[str, PriceFamily] = {
 
 class Beta12Contract:
     name = "beta12"
+    reports_moderation = False
 
     def validate(self, body: Mapping[str, object]) -> list[WireError]:
         return validate_workflow(body)
@@ -77,8 +78,17 @@ class Beta12Contract:
             lora_name=text(data, "loraName", "my-lora"),
         )
 
+    def event_details(self, wf: WorkflowRecord) -> JsonObject | None:
+        return None  # beta12's WorkflowCallback has no `detailed`
+
     def render_workflow(
-        self, wf: WorkflowRecord, *, base_url: str, preceding_jobs: int, eta: float
+        self,
+        wf: WorkflowRecord,
+        *,
+        base_url: str,
+        preceding_jobs: int,
+        eta: float,
+        url_ttl_seconds: float,  # beta12 blob URLs carry no expiry
     ) -> JsonObject:
         epochs: list[JsonObject] = [
             {

@@ -116,11 +116,11 @@ def test_my_runs_shows_status_engine_base_model_progress_and_cost(
         estimated_cost=2000,
     )
     page = browser_for(owner).get("/runs/").content.decode()
-    assert page.index("second") < page.index("first")  # newest first
+    assert page.index(">second<") < page.index(">first<")  # newest first
     assert 'class="status status-processing"' in page and 'class="status status-succeeded"' in page
     assert "AI Toolkit" in page and "Flux.1 Dev" in page
     assert "2 / 6 epochs" in page
-    assert "2000 Buzz (est.)" in page and "1200 Buzz" in page
+    assert "2,000 Buzz (est.)" in page and "1,200 Buzz" in page
 
 
 def test_cancel_and_retry_from_the_run_page(owner: User, browser_for: Browser) -> None:

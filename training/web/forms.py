@@ -1,0 +1,329 @@
+"""The new-run page's form: Kohya-style names on the page, the API's body underneath.
+
+The page posts Kohya-style parameter names plus an engine. For AI Toolkit the body is mapped with
+`params.kohya_to_ai_toolkit` and then validated by the API's own `RunInputSerializer`, so every
+message is the API's; each error's field path is mapped back to the page input that caused it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.http import QueryDict
+from rest_framework.exceptions import ValidationError
+
+from training import catalog
+from training.api.errors import _flatten, _group
+from training.api.serializers import RunInputSerializer
+from training.catalog import BaseModel, Engine, ParamSpec
+from training.params import kohya_to_ai_toolkit
+from training.runspec import FeatureNotActive, RunRejected, RunSpec
+
+# AI Toolkit's trainTextEncoder is derived from the text encoder rate by the mapping (0 = off).
+DERIVED_ON_PAGE = {"trainTextEncoder": "textEncoderLR"}
+TOGGLE_ENGINES: tuple[Engine, ...] = (catalog.RAPID, catalog.AI_TOOLKIT)
+ESTIMATE_LORA_NAME = "estimate"  # the name does not change the price
+
+
+@dataclass(frozen=True)
+class FieldError:
+    field: str | None  # the API's path, e.g. params.epochs
+    input: str | None  # the page input it belongs to, e.g. params.maxTrainEpochs
+    code: str
+    message: str
+
+    @property
+    def input_id(self) -> str | None:
+        return input_id(self.input) if self.input else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "field": self.field,
+            "input": self.input,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def input_id(name: str) -> str:
+    """The element id of a page input (static/js/train.js builds the same)."""
+    return "f-" + name.replace(".", "-")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def decorate(rows: list[dict[str, Any]], errors_by_input: dict[str, list[str]]) -> None:
+    """What the template needs to draw each row (static/js/train.js draws the same)."""
+    for row in rows:
+        name = f"params.{row['name']}"
+        value = row.get("value", row["default"])
+        row["id"] = input_id(name)
+        row["input_name"] = name
+        row["text"] = _text(value)
+        row["checked"] = value is True or str(value).lower() in ("true", "on")
+        row["errors"] = errors_by_input.get(name, [])
+        if row["locked"]:
+            row["display"] = "not used" if value is None else _text(value)
+        if row["type"] in ("int", "float") and row["min"] is not None and row["max"] is not None:
+            row["range"] = f"{_number(row['min'])}–{_number(row['max'])}"
+        else:
+            row["range"] = ""
+
+
+def _row(spec: ParamSpec, name: str, help_text: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "apiName": spec.name,
+        "label": spec.label,
+        "type": spec.kind,
+        "default": spec.default,
+        "min": spec.minimum,
+        "max": spec.maximum,
+        "options": list(spec.options),
+        "locked": spec.locked,
+        "nullable": spec.nullable,
+        "step": spec.step,
+        "computed": spec.computed,
+        "help": help_text or spec.help,
+    }
+
+
+def page_params(base_key: str, engine: Engine) -> list[dict[str, Any]]:
+    """The parameter rows the page shows for a base model and engine, under Kohya-style names.
+
+    For AI Toolkit these are AI Toolkit's defaults and ranges (the catalog's), renamed with
+    catalog.AI_TOOLKIT_TO_KOHYA_NAMES; numRepeats and trainBatchSize are absent because AI Toolkit
+    has no such parameters."""
+    if base_key not in catalog.BASE_MODELS:
+        return []
+    rows = []
+    for spec in catalog.param_specs(base_key, engine):
+        if engine != catalog.AI_TOOLKIT:
+            rows.append(_row(spec, spec.name))
+            continue
+        if spec.name in DERIVED_ON_PAGE:
+            continue
+        name = catalog.AI_TOOLKIT_TO_KOHYA_NAMES.get(spec.name, spec.name)
+        untrained = spec.name == "textEncoderLr" and not spec.locked
+        help_text = "0 leaves the text encoder untrained." if untrained else ""
+        rows.append(_row(spec, name, help_text))
+    return rows
+
+
+def page_catalog(catalog_data: dict[str, Any]) -> dict[str, Any]:
+    """The catalog as `selectors.training_catalog(user=...)` gives it, with each engine's rows
+    replaced by the page's (Kohya-style names) for the page's script."""
+    models = []
+    for model in catalog_data["baseModels"]:
+        engines = [
+            {**e, "params": page_params(model["key"], e["key"]) if e["available"] else []}
+            for e in model["engines"]
+        ]
+        models.append({**model, "engines": engines})
+    return {**catalog_data, "baseModels": models}
+
+
+def convert_value(kind: str, raw: str) -> Any:
+    """Form text to the JSON value the API would get; what does not parse is passed as text so
+    that the API's own type message answers it."""
+    text = raw.strip()
+    if kind == "bool":
+        return text.lower() in ("true", "on", "1")
+    if kind == "enum":
+        return text
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if kind == "int" and number.is_integer() and "." not in text and "e" not in text.lower():
+        return int(number)
+    return number
+
+
+@dataclass
+class RunForm:
+    """One POST of the new-run form (or of its live estimate), as typed."""
+
+    base_key: str
+    engine_choices: list[str]
+    lora_name: str
+    custom_model: str
+    priority: str
+    sample_prompts_text: str
+    negative_prompt: str
+    data_source: str  # upload | url
+    uploaded_name: str
+    data_url: str
+    image_count: str
+    raw_params: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_post(cls, data: QueryDict) -> RunForm:
+        raw_params = {
+            key.removeprefix("params."): str(data.getlist(key)[-1])  # checkbox: last one wins
+            for key in data
+            if key.startswith("params.")
+        }
+        return cls(
+            base_key=str(data.get("baseModel", "")),
+            engine_choices=[str(v) for v in data.getlist("engine") if v],
+            lora_name=str(data.get("loraName", "")),
+            custom_model=str(data.get("customModel", "")).strip(),
+            priority=str(data.get("priority", "") or "normal"),
+            sample_prompts_text=str(data.get("samplePrompts", "")),
+            negative_prompt=str(data.get("negativePrompt", "")),
+            data_source="url" if data.get("dataSource") == "url" else "upload",
+            uploaded_name=str(data.get("uploadedName", "")),
+            data_url=str(data.get("dataUrl", "")).strip(),
+            image_count=str(data.get("imageCount", "")).strip(),
+            raw_params=raw_params,
+        )
+
+    @classmethod
+    def initial(cls, base_key: str) -> RunForm:
+        return cls(base_key, [], "", "", "normal", "", "", "upload", "", "", "")
+
+    @property
+    def base(self) -> BaseModel | None:
+        return catalog.BASE_MODELS.get(self.base_key)
+
+    @property
+    def engine(self) -> str | None:
+        """The engine asked for, None for the base model's default."""
+        return self.engine_choices[0] if len(self.engine_choices) == 1 else None
+
+    @property
+    def page_engine(self) -> Engine | None:
+        """The engine whose parameter rows the page shows."""
+        if self.base is None:
+            return None
+        if self.engine in self.base.engines:
+            return self.engine  # type: ignore[return-value]
+        return self.base.default_engine
+
+    @property
+    def media_type(self) -> catalog.MediaType:
+        return self.base.media_type if self.base else "image"
+
+    @property
+    def sample_prompts(self) -> list[str]:
+        return [line.strip() for line in self.sample_prompts_text.splitlines() if line.strip()]
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self.page_engine is None:
+            return []
+        rows = page_params(self.base_key, self.page_engine)
+        for row in rows:
+            raw = self.raw_params.get(row["name"])
+            row["value"] = row["default"] if raw is None else raw
+        return rows
+
+    def form_problems(self) -> list[FieldError]:
+        if len(self.engine_choices) > 1:
+            return [
+                FieldError(
+                    "engine",
+                    "engine",
+                    "exclusive",
+                    "Rapid Training and AI Toolkit Training cannot both be on; choose one.",
+                )
+            ]
+        return []
+
+    def kohya_params(self) -> dict[str, Any]:
+        """The editable parameters the user typed, in the page's names; empty ones take the
+        catalog default and locked ones are never sent."""
+        out: dict[str, Any] = {}
+        for row in self.rows():
+            raw = self.raw_params.get(row["name"])
+            if row["locked"] or raw is None or (raw.strip() == "" and row["type"] != "bool"):
+                continue
+            out[row["name"]] = convert_value(row["type"], raw)
+        return out
+
+    def api_body(self, training_data: dict[str, Any] | None) -> dict[str, Any]:
+        """The body the API would take for this form."""
+        body: dict[str, Any] = {
+            "baseModel": self.base_key,
+            "loraName": self.lora_name,
+            "samplePrompts": self.sample_prompts,
+            "negativePrompt": self.negative_prompt,
+            "priority": self.priority,
+        }
+        if self.engine:
+            body["engine"] = self.engine
+        if self.custom_model:
+            body["customModel"] = self.custom_model
+        if training_data is not None:
+            body["trainingData"] = training_data
+        params = self.kohya_params()
+        if self.base is not None and self.engine == catalog.AI_TOOLKIT:
+            params = kohya_to_ai_toolkit(base=self.base, params=params)
+        body["params"] = params
+        return body
+
+    def input_for(self, path: str | None) -> str | None:
+        """The page input an API error path belongs to."""
+        if not path:
+            return None
+        head, _, rest = path.partition(".")
+        head = head.split("[", 1)[0]
+        if head == "params" and rest:
+            name = rest.split(".", 1)[0].split("[", 1)[0]
+            if self.engine == catalog.AI_TOOLKIT:
+                if name in ("ecosystem", "modelVariant"):
+                    return "baseModel"
+                name = DERIVED_ON_PAGE.get(name, name)
+                name = catalog.AI_TOOLKIT_TO_KOHYA_NAMES.get(name, name)
+            shown = {row["name"] for row in self.rows() if not row["locked"]}
+            return f"params.{name}" if name in shown else None
+        if head == "trainingData":
+            if self.data_source == "upload":
+                return "trainingZip"
+            return "imageCount" if rest == "imageCount" else "dataUrl"
+        if head in ("baseModel", "engine", "loraName", "customModel", "samplePrompts"):
+            return head
+        if head in ("negativePrompt", "priority"):
+            return head
+        return None
+
+
+def _errors(form: RunForm, flat: list[dict[str, Any]]) -> list[FieldError]:
+    return [
+        FieldError(e["field"], form.input_for(e["field"]), e["code"], e["message"]) for e in flat
+    ]
+
+
+@dataclass(frozen=True)
+class Checked:
+    spec: RunSpec | None
+    errors: list[FieldError]
+    forbidden: bool = False  # the API would answer 403 (feature not active)
+
+
+def check(form: RunForm, *, request: Any, training_data: dict[str, Any] | None) -> Checked:
+    """Validate the form exactly as the API validates its body; errors carry the API's paths and
+    messages plus the page input each belongs to."""
+    serializer = RunInputSerializer(data=form.api_body(training_data), context={"request": request})
+    try:
+        if serializer.is_valid():
+            return Checked(serializer.validated_data["spec"], [])
+        flat = _flatten(serializer.errors)
+    except RunRejected as exc:
+        flat = _flatten(_group({}, exc.problems))
+    except ValidationError as exc:  # pragma: no cover - is_valid() collects these
+        flat = _flatten(exc.detail)
+    except FeatureNotActive as exc:
+        error = FieldError("engine", "engine", "feature_not_active", exc.message)
+        return Checked(None, [error], forbidden=True)
+    return Checked(None, _errors(form, flat))
