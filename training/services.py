@@ -59,9 +59,11 @@ def _enqueue_submit(run_id: str) -> None:
         )
 
 
-def _estimate_key(spec: RunSpec) -> str:
-    body = json.dumps(checked_workflow_body(spec, run_id=PREVIEW_RUN_ID), sort_keys=True)
-    return "estimate:" + active_contract().name + ":" + hashlib.sha256(body.encode()).hexdigest()
+def _estimate_key(preview_body: dict[str, Any]) -> str:
+    canonical = json.dumps(preview_body, sort_keys=True)
+    return (
+        "estimate:" + active_contract().name + ":" + hashlib.sha256(canonical.encode()).hexdigest()
+    )
 
 
 @transaction.atomic
@@ -85,7 +87,9 @@ def training_run_create(
         status=RunStatus.PENDING,
         retried_from=retried_from,
     )
-    checked_workflow_body(spec, run_id=run.id)
+    # Checked once, with the preview id: the run id only appears in tags, metadata and the
+    # callback URL, which the schema treats alike for any id.
+    preview = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
     # The cap is enforced in the database: lock the owner's row so two concurrent creates by the
     # same user are counted one after the other (throttles alone cannot guarantee this).
     get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
@@ -93,7 +97,7 @@ def training_run_create(
     if active >= settings.TRAINING_MAX_ACTIVE_RUNS:
         raise ActiveRunLimit(settings.TRAINING_MAX_ACTIVE_RUNS)
     # The price the user saw, when they asked for it (the pages always do) within the cache window.
-    quoted = cache.get(_estimate_key(spec))
+    quoted = cache.get(_estimate_key(preview))
     if isinstance(quoted, dict):
         run.estimated_cost = quoted.get("cost", {}).get("total")
     run.save(force_insert=True)
@@ -118,11 +122,11 @@ def training_run_estimate(*, spec: RunSpec) -> Estimate:
     by request content so a form's repeated asks cost one call."""
     from training.params import run_warnings
 
-    key = _estimate_key(spec)
+    body = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
+    key = _estimate_key(body)
     hit = cache.get(key)
     if isinstance(hit, dict):
         return Estimate(**{**hit, "cached": True})
-    body = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
     try:
         answer = get_client().submit(body, whatif=True)
     except OrchestratorError as exc:

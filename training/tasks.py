@@ -70,3 +70,9 @@ def prune_idempotency_keys_task() -> int:
     from training.idempotency import idempotency_keys_prune
 
     return idempotency_keys_prune()
+
+
+@shared_task(ignore_result=True)
+def bench_noop_task(run_id: str) -> str:
+    # The benchmark baseline's enqueue target (bench/submit_api.py); does nothing on purpose.
+    return run_id

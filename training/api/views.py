@@ -22,6 +22,7 @@ from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
     PreviewSerializer,
+    RunCreatedSerializer,
     RunDetailSerializer,
     RunInputSerializer,
     RunPageSerializer,
@@ -129,7 +130,7 @@ class TrainingRunListCreateView(APIView):
             )
         ],
         responses={
-            201: RunDetailSerializer, 400: E400, 403: E403, 409: E409, 422: E422, 429: E429,
+            201: RunCreatedSerializer, 400: E400, 403: E403, 409: E409, 422: E422, 429: E429,
             **COMMON,
         },
         summary="Create a training run",
@@ -155,7 +156,7 @@ class TrainingRunListCreateView(APIView):
             run = services.training_run_create(owner=request.user, spec=data.validated_data["spec"])
         except services.ActiveRunLimit as exc:
             raise TooManyActiveRuns(str(exc)) from exc
-        return status.HTTP_201_CREATED, RunDetailSerializer(run).data, run
+        return status.HTTP_201_CREATED, RunCreatedSerializer(run).data, run
 
 
 class TrainingRunDetailView(APIView):

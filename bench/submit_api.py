@@ -1,0 +1,198 @@
+"""API benchmark: POST /api/v1/training-runs/ next to a baseline endpoint that does only
+authentication, one insert and one enqueue (BENCH_MODE), both served by gunicorn with 2 workers
+on PostgreSQL and Redis, under 16 concurrent clients. Reports throughput and p50/p99 of both and
+their ratios (targets: throughput >= 0.7x baseline, p99 <= 1.5x baseline), and the number of
+queries per create, which must not grow with stored runs or flags.
+
+    python bench/submit_api.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import (
+    PY,
+    ROOT,
+    bench_env,
+    free_port,
+    manage,
+    median,
+    pct,
+    recreate_database,
+    wait_port,
+    write_section,
+)
+
+DB = "training_bench_api"
+BODY = {
+    "baseModel": "sdxl",
+    "loraName": "bench",
+    "trainingData": {"url": "https://data.example.com/set.zip", "imageCount": 24},
+    "samplePrompts": ["a portrait"],
+}
+
+
+def load(url: str, token: str, total: int, clients: int) -> tuple[float, list[float]]:
+    latencies: list[float] = []
+    lock = threading.Lock()
+    remaining = [total]
+
+    def client() -> None:
+        session = requests.Session()
+        session.headers["Authorization"] = f"Token {token}"
+        while True:
+            with lock:
+                if remaining[0] <= 0:
+                    return
+                remaining[0] -= 1
+            start = time.perf_counter()
+            response = session.post(url, json=BODY, timeout=30)
+            elapsed = time.perf_counter() - start
+            if response.status_code != 201:
+                raise SystemExit(f"{url}: {response.status_code} {response.text[:300]}")
+            with lock:
+                latencies.append(elapsed)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    began = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return total / (time.perf_counter() - began), latencies
+
+
+QUERY_COUNT_SCRIPT = """
+import json
+from django.contrib.auth.models import User
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+from waffle.models import Flag
+from training.models import TrainingRun
+
+user = User.objects.get(username="bench")
+client = Client(HTTP_AUTHORIZATION="Token " + Token.objects.get(user=user).key, HTTP_HOST="127.0.0.1")
+body = %(body)s
+
+def count():
+    with CaptureQueriesContext(connection) as ctx:
+        r = client.post("/api/v1/training-runs/", body, content_type="application/json")
+        assert r.status_code == 201, r.content
+    return len(ctx.captured_queries)
+
+count()
+out = {"stored": TrainingRun.objects.count(), "queries": count()}
+TrainingRun.objects.bulk_create(
+    TrainingRun(owner=user, base_model="sdxl", engine="kohya", image_count=1, lora_name="x",
+                training_data_url="https://x.example/d.zip", status="succeeded")
+    for _ in range(20000)
+)
+for i in range(50):
+    Flag.objects.get_or_create(name=f"benchFlag{i}")
+out["stored_after"] = TrainingRun.objects.count()
+out["queries_after"] = count()
+print("RESULT" + json.dumps(out))
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small N, for CI")
+    parser.add_argument("--requests", type=int, default=0)
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=0)
+    args = parser.parse_args()
+    total = args.requests or (150 if args.quick else 1500)
+    rounds = args.rounds or (1 if args.quick else 3)
+
+    recreate_database(DB)
+    env = bench_env(DB, BENCH_MODE="true")
+    manage(env, "migrate", "--noinput")
+    token = (
+        manage(
+            env,
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import User;"
+            "from rest_framework.authtoken.models import Token;"
+            "u=User.objects.create_user('bench');print(Token.objects.create(user=u).key)",
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+
+    port = free_port()
+    web = subprocess.Popen(
+        [PY, "-m", "gunicorn", "config.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    results: dict[str, dict[str, list[float]]] = {
+        "baseline": {"rps": [], "lat": []},
+        "create": {"rps": [], "lat": []},
+    }
+    try:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}/api/v1"
+        urls = {"baseline": f"{base}/bench/baseline/", "create": f"{base}/training-runs/"}
+        for name, url in urls.items():  # warm both: connections, caches, imports
+            load(url, token, 50, args.clients)
+        for _ in range(rounds):  # interleaved, so machine noise hits both alike
+            for name, url in urls.items():
+                rps, lat = load(url, token, total, args.clients)
+                results[name]["rps"].append(rps)
+                results[name]["lat"].extend(lat)
+    finally:
+        web.terminate()
+        web.wait(20)
+
+    counts_out = manage(env, "shell", "-c", QUERY_COUNT_SCRIPT % {"body": repr(json.dumps(BODY))})
+    counts = json.loads(counts_out.split("RESULT", 1)[1])
+
+    def summary(name: str) -> tuple[float, float, float]:
+        r = results[name]
+        return median(r["rps"]), pct(r["lat"], 0.5) * 1000, pct(r["lat"], 0.99) * 1000
+
+    b_rps, b_p50, b_p99 = summary("baseline")
+    c_rps, c_p50, c_p99 = summary("create")
+    rps_ratio, p99_ratio = c_rps / b_rps, c_p99 / b_p99
+    ok = rps_ratio >= 0.7 and p99_ratio <= 1.5 and counts["queries"] == counts["queries_after"]
+    text = f"""
+## API: create a run vs the baseline (`bench/submit_api.py{" --quick" if args.quick else ""}`)
+
+gunicorn 2 sync workers, PostgreSQL and Redis on loopback, {args.clients} concurrent clients,
+{rounds} interleaved round(s) of {total} requests per endpoint (measured {time.strftime("%Y-%m-%d")},
+2-core shared machine: compare the ratios, not the absolute numbers).
+
+| endpoint | throughput (req/s) | p50 (ms) | p99 (ms) |
+|---|---|---|---|
+| baseline (auth + insert + enqueue) | {b_rps:.1f} | {b_p50:.1f} | {b_p99:.1f} |
+| `POST /api/v1/training-runs/` | {c_rps:.1f} | {c_p50:.1f} | {c_p99:.1f} |
+| **ratio** | **{rps_ratio:.2f}** (target ≥ 0.7) | {c_p50 / b_p50:.2f} | **{p99_ratio:.2f}** (target ≤ 1.5) |
+
+Queries per create: {counts["queries"]} with {counts["stored"]} runs stored,
+{counts["queries_after"]} with {counts["stored_after"]} runs and 50 more waffle flags
+({"does not grow" if counts["queries"] == counts["queries_after"] else "GROWS"}).
+Verdict: {"meets the targets" if ok else "misses a target"}.
+"""
+    print(text)
+    write_section("submit_api", text)
+    return 0 if ok or args.quick else 1
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    raise SystemExit(main())
