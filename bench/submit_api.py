@@ -148,7 +148,7 @@ def main() -> int:
         wait_port(port)
         base = f"http://127.0.0.1:{port}/api/v1"
         urls = {"baseline": f"{base}/bench/baseline/", "create": f"{base}/training-runs/"}
-        for name, url in urls.items():  # warm both: connections, caches, imports
+        for url in urls.values():  # warm both: connections, caches, imports
             load(url, token, 50, args.clients)
         for _ in range(rounds):  # interleaved, so machine noise hits both alike
             for name, url in urls.items():
