@@ -189,7 +189,8 @@ Queries per create: {counts["queries"]} with {counts["stored"]} runs stored,
 Verdict: {"meets the targets" if ok else "misses a target"}.
 """
     print(text)
-    write_section("submit_api", text)
+    if not args.quick:  # quick runs (CI) only prove the benchmark still works
+        write_section("submit_api", text)
     return 0 if ok or args.quick else 1
 
 

@@ -76,3 +76,11 @@ def prune_idempotency_keys_task() -> int:
 def bench_noop_task(run_id: str) -> str:
     # The benchmark baseline's enqueue target (bench/submit_api.py); does nothing on purpose.
     return run_id
+
+
+@shared_task(ignore_result=True)
+def bench_post_workflow_task(body: dict[str, Any]) -> None:
+    # The worker benchmark's baseline: the same POST a submission makes, and nothing else.
+    from training.orchestrator.client import get_client
+
+    get_client().submit(body)
