@@ -9,7 +9,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
@@ -31,18 +30,21 @@ FAST = {"queue_seconds": 0.3, "seconds_per_epoch": 0.3}
 
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(
-        "127.0.0.1", 0, EmulatorConfig(callback_backoff=0.1, tick_seconds=0.05, **FAST)
+    config = EmulatorConfig(
+        callback_backoff=0.1,
+        tick_seconds=0.05,
+        queue_seconds=FAST["queue_seconds"],
+        seconds_per_epoch=FAST["seconds_per_epoch"],
     )
+    server = EmulatorServer("127.0.0.1", 0, config)
     server.start()
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
-def stack(
-    django_db_setup: None, django_db_blocker: Any, emulator: EmulatorServer
-) -> Iterator[Stack]:
+def stack(django_db_setup: None, emulator: EmulatorServer) -> Iterator[Stack]:
+    # django_db_setup: the subprocesses use the test database, so it must exist first.
     if not Path(CHROMIUM).exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     media = tempfile.mkdtemp(prefix="e2e-media-")
@@ -117,8 +119,10 @@ def screenshot(page: Page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"e2e-{name}.png"), full_page=True)
 
 
-def login(page: Page, stack: Stack, username: str) -> None:
+def login(page: Page, stack: Stack, username: str, *, shot: str = "") -> None:
     page.goto(f"{stack.url}/accounts/login/")
+    if shot:
+        screenshot(page, shot)
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(f"pw-{username}")
     page.get_by_role("button", name="Log in").click()

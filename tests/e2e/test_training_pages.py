@@ -7,7 +7,7 @@ import re
 import pytest
 import requests
 from django.contrib.auth.models import User
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from emulator.server import EmulatorServer
 from flags.services import preference_set
@@ -41,7 +41,9 @@ def test_ai_toolkit_toggle_opt_in_visibility_and_exclusion_with_rapid(
     stack: Stack, page: Page
 ) -> None:
     gold_at_paid(stack, opted_in=False)
-    login(page, stack, "goldie")
+    page.goto(f"{stack.url}/")
+    assert page.url == f"{stack.url}/accounts/login/"  # / sends a visitor to log in
+    login(page, stack, "goldie", shot="login")
     expect(page.locator("#nav-user")).to_have_text("goldie")
     expect(page.locator(".tier")).to_have_text("Gold")
     screenshot(page, "my-runs-empty")
@@ -167,9 +169,7 @@ def test_an_invalid_value_shows_the_apis_message_next_to_the_field(
     screenshot(page, "new-run-invalid")
 
 
-def test_a_full_submission_is_priced_trains_and_shows_its_samples(
-    stack: Stack, page: Page
-) -> None:
+def test_a_full_submission_is_priced_trains_and_shows_its_samples(stack: Stack, page: Page) -> None:
     gold_at_paid(stack, opted_in=True)
     login(page, stack, "goldie")
     page.goto(f"{stack.url}/train/new")
@@ -177,12 +177,13 @@ def test_a_full_submission_is_priced_trains_and_shows_its_samples(
     page.get_by_role("switch", name="AI Toolkit Training").check()
     fill_common(page, lora="flux-ai-toolkit")
     dataset = zip_bytes(["a.png", "b.png", "c.png"], png(16, 16))
-    page.get_by_label("Zip of your training images").set_input_files(
-        files=[{"name": "set.zip", "mimeType": "application/zip", "buffer": dataset}]
-    )
+    upload: FilePayload = {"name": "set.zip", "mimeType": "application/zip", "buffer": dataset}
+    page.get_by_label("Zip of your training images").set_input_files(files=[upload])
     expect(page.locator("#upload-status")).to_contain_text("3 training files found")
     # The price first.
-    expect(page.locator("#estimate-cost")).to_have_text(re.compile(r"^[\d,]+ Buzz$"), timeout=30_000)
+    expect(page.locator("#estimate-cost")).to_have_text(
+        re.compile(r"^[\d,]+ Buzz$"), timeout=30_000
+    )
     price = int(page.locator("#estimate-cost").inner_text().split()[0].replace(",", ""))
     expect(page.locator("#estimate-status")).to_contain_text("for 3 training files")
     expect(page.locator("#ai-toolkit-notice")).to_be_visible()
@@ -256,11 +257,13 @@ def test_my_runs_updates_live_and_the_run_page_cancels(
     # The orchestrator was told: its workflow ends canceled too.
     workflow_id = TrainingRun.objects.get(pk=run_id).workflow_id
     wait_until(
-        lambda: requests.get(
-            f"{emulator.url}/v2/consumer/workflows/{workflow_id}",
-            headers={"Authorization": "Bearer emulator-token"},
-            timeout=5,
-        ).json()["status"]
-        == "canceled",
+        lambda: (
+            requests.get(
+                f"{emulator.url}/v2/consumer/workflows/{workflow_id}",
+                headers={"Authorization": "Bearer emulator-token"},
+                timeout=5,
+            ).json()["status"]
+            == "canceled"
+        ),
         timeout=10,
     )

@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
-from rest_framework.exceptions import ValidationError
 
-from training import catalog
+from training import catalog, uploads
 from training.api.errors import _flatten, _group
 from training.api.serializers import RunInputSerializer
 from training.catalog import BaseModel, Engine, ParamSpec
@@ -23,6 +23,8 @@ from training.runspec import FeatureNotActive, RunRejected, RunSpec
 DERIVED_ON_PAGE = {"trainTextEncoder": "textEncoderLR"}
 TOGGLE_ENGINES: tuple[Engine, ...] = (catalog.RAPID, catalog.AI_TOOLKIT)
 ESTIMATE_LORA_NAME = "estimate"  # the name does not change the price
+# Stands in for training data not given yet, so the other fields are checked live; never priced.
+PLACEHOLDER_DATA = {"url": "https://training-data.invalid/placeholder.zip", "imageCount": 1}
 
 
 @dataclass(frozen=True)
@@ -298,6 +300,41 @@ class RunForm:
         return None
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    body: dict[str, Any] | None  # the API's trainingData, None while not given
+    error: FieldError | None = None
+
+
+def training_data(form: RunForm, *, user: Any, upload: UploadedFile | None) -> TrainingData:
+    """The form's training data: a URL and count as typed, or a zip uploaded now or earlier
+    (stored and counted by training.uploads)."""
+    if form.data_source == "url":
+        if not form.data_url and not form.image_count:
+            return TrainingData(None)
+        body: dict[str, Any] = {"url": form.data_url}
+        if form.image_count:
+            body["imageCount"] = convert_value("int", form.image_count)
+        return TrainingData(body)
+    try:
+        if upload is not None:
+            stored = uploads.training_zip_store(
+                user=user, upload=upload, media_type=form.media_type
+            )
+        elif form.uploaded_name:
+            stored = uploads.training_zip_get(
+                user=user, name=form.uploaded_name, media_type=form.media_type
+            )
+        else:
+            return TrainingData(None)
+    except uploads.UploadRejected as exc:
+        if upload is not None:
+            form.uploaded_name = ""
+        return TrainingData(None, FieldError("trainingData", "trainingZip", exc.code, exc.message))
+    form.uploaded_name = stored.name  # kept by the page, so a corrected form needs no new upload
+    return TrainingData({"url": stored.url, "imageCount": stored.image_count})
+
+
 def _errors(form: RunForm, flat: list[dict[str, Any]]) -> list[FieldError]:
     return [
         FieldError(e["field"], form.input_for(e["field"]), e["code"], e["message"]) for e in flat
@@ -309,21 +346,61 @@ class Checked:
     spec: RunSpec | None
     errors: list[FieldError]
     forbidden: bool = False  # the API would answer 403 (feature not active)
+    complete: bool = True  # False: no training data yet (the estimate checked the rest)
+    image_count: int | None = None  # of an uploaded zip, to show on the page
+
+    @property
+    def status(self) -> int:
+        return 403 if self.forbidden else 400
 
 
-def check(form: RunForm, *, request: Any, training_data: dict[str, Any] | None) -> Checked:
+def check(form: RunForm, *, request: Any, body_data: dict[str, Any] | None) -> Checked:
     """Validate the form exactly as the API validates its body; errors carry the API's paths and
     messages plus the page input each belongs to."""
-    serializer = RunInputSerializer(data=form.api_body(training_data), context={"request": request})
+    serializer = RunInputSerializer(data=form.api_body(body_data), context={"request": request})
     try:
         if serializer.is_valid():
             return Checked(serializer.validated_data["spec"], [])
         flat = _flatten(serializer.errors)
-    except RunRejected as exc:
-        flat = _flatten(_group({}, exc.problems))
-    except ValidationError as exc:  # pragma: no cover - is_valid() collects these
-        flat = _flatten(exc.detail)
+    except RunRejected as exc:  # raised by resolve_run inside validate(); the API's handler
+        flat = _flatten(_group({}, exc.problems))  # turns it into a 400 the same way
     except FeatureNotActive as exc:
         error = FieldError("engine", "engine", "feature_not_active", exc.message)
         return Checked(None, [error], forbidden=True)
     return Checked(None, _errors(form, flat))
+
+
+def _without_training_data(errors: list[FieldError]) -> list[FieldError]:
+    return [e for e in errors if not (e.field or "").startswith("trainingData")]
+
+
+def check_submission(form: RunForm, *, request: Any, upload: UploadedFile | None) -> Checked:
+    """The whole form, for creating the run: every problem at once."""
+    data = training_data(form, user=request.user, upload=upload)
+    checked = check(form, request=request, body_data=data.body)
+    errors = form.form_problems() + checked.errors
+    if data.body is None:
+        missing = data.error or FieldError(
+            "trainingData",
+            "trainingZip" if form.data_source == "upload" else "dataUrl",
+            "required",
+            "Add your training data: upload a zip, or give its URL and image count.",
+        )
+        errors = [missing, *_without_training_data(errors)]
+    count = data.body.get("imageCount") if data.body and form.uploaded_name else None
+    spec = checked.spec if not errors else None
+    return Checked(spec, errors, checked.forbidden, image_count=count)
+
+
+def check_for_estimate(form: RunForm, *, request: Any) -> Checked:
+    """The form as it stands while being filled in: a missing name or missing training data is
+    not a problem yet (a placeholder stands in, never priced), so the rest is checked live."""
+    if not form.lora_name.strip():
+        form.lora_name = ESTIMATE_LORA_NAME
+    data = training_data(form, user=request.user, upload=None)
+    checked = check(form, request=request, body_data=data.body or PLACEHOLDER_DATA)
+    errors = form.form_problems() + checked.errors
+    if data.body is None:
+        errors = _without_training_data(errors) + ([data.error] if data.error else [])
+    spec = checked.spec if not errors else None
+    return Checked(spec, errors, checked.forbidden, complete=data.body is not None)

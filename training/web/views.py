@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.files.uploadedfile import UploadedFile
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
@@ -30,19 +28,16 @@ from training.models import ACTIVE_STATUSES, TrainingRun
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.web.forms import (
-    ESTIMATE_LORA_NAME,
     FieldError,
     RunForm,
-    check,
-    convert_value,
+    check_for_estimate,
+    check_submission,
     decorate,
     page_catalog,
 )
 from training.web.present import navigation, run_summary
 
 RUN_LIST_LIMIT = 50
-# Stands in for training data not given yet, so the other fields are checked live; never priced.
-PLACEHOLDER_DATA = {"url": "https://training-data.invalid/placeholder.zip", "imageCount": 1}
 
 
 def _page(
@@ -59,53 +54,23 @@ def home(request: HttpRequest) -> HttpResponse:
 # --- new run ----------------------------------------------------------------------------------
 
 
-@dataclass
-class TrainingData:
-    body: dict[str, Any] | None  # {url, imageCount}, None when not given yet
-    error: FieldError | None = None
-
-
-def _training_data(form: RunForm, user: Any, upload: UploadedFile | None) -> TrainingData:
-    if form.data_source == "url":
-        if not form.data_url and not form.image_count:
-            return TrainingData(None)
-        body: dict[str, Any] = {"url": form.data_url}
-        if form.image_count:
-            body["imageCount"] = convert_value("int", form.image_count)
-        return TrainingData(body)
-    try:
-        if upload is not None:
-            stored = uploads.training_zip_store(
-                user=user, upload=upload, media_type=form.media_type
-            )
-        elif form.uploaded_name:
-            stored = uploads.training_zip_get(
-                user=user, name=form.uploaded_name, media_type=form.media_type
-            )
-        else:
-            return TrainingData(None)
-    except uploads.UploadRejected as exc:
-        if upload is not None:
-            form.uploaded_name = ""
-        return TrainingData(None, FieldError("trainingData", "trainingZip", exc.code, exc.message))
-    form.uploaded_name = stored.name
-    return TrainingData({"url": stored.url, "imageCount": stored.image_count})
-
-
-def _without_training_data(errors: list[FieldError]) -> list[FieldError]:
-    return [e for e in errors if not (e.field or "").startswith("trainingData")]
-
-
 def _new_run_context(
-    request: HttpRequest, form: RunForm, errors: list[FieldError], image_count: int | None
+    request: HttpRequest,
+    form: RunForm,
+    errors: list[FieldError],
+    image_count: int | None,
+    data: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    data = selectors.training_catalog(user=request.user)
+    data = data or selectors.training_catalog(user=request.user)
     state = feature_state(request.user, catalog.AI_TOOLKIT_FEATURE)
     families: dict[str, list[dict[str, Any]]] = {}
     for model in data["baseModels"]:
         families.setdefault(model["family"], []).append(model)
     selected = next((m for m in data["baseModels"] if m["key"] == form.base_key), None)
     engines = {e["key"]: e for e in selected["engines"]} if selected else {}
+    if form.engine and not engines.get(form.engine, {}).get("available"):
+        # A hand-made engine this user cannot pick: redraw with the default, which has a toggle.
+        form.engine_choices = []
     by_input: dict[str, list[str]] = {}
     for error in errors:
         if error.input:
@@ -137,9 +102,9 @@ def _new_run_context(
     }
 
 
-def _default_base(request: HttpRequest) -> str:
+def _default_base(request: HttpRequest, data: dict[str, Any]) -> str:
     wanted = request.GET.get("baseModel", "")
-    keys = [m["key"] for m in selectors.training_catalog(user=request.user)["baseModels"]]
+    keys = [m["key"] for m in data["baseModels"]]
     return wanted if wanted in keys else ("sdxl" if "sdxl" in keys else keys[0])
 
 
@@ -147,27 +112,15 @@ def _default_base(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def new_run(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
-        form = RunForm.initial(_default_base(request))
-        return _page(request, "training/new_run.html", _new_run_context(request, form, [], None))
+        data = selectors.training_catalog(user=request.user)
+        form = RunForm.initial(_default_base(request, data))
+        context = _new_run_context(request, form, [], None, data)
+        return _page(request, "training/new_run.html", context)
 
     form = RunForm.from_post(request.POST)
-    data = _training_data(form, request.user, request.FILES.get("trainingZip"))
-    checked = check(form, request=request, training_data=data.body)
-    errors = form.form_problems() + checked.errors
-    if data.error or data.body is None:
-        errors = [*_without_training_data(errors)]
-        errors.insert(
-            0,
-            data.error
-            or FieldError(
-                "trainingData",
-                "trainingZip" if form.data_source == "upload" else "dataUrl",
-                "required",
-                "Add your training data: upload a zip, or give its URL and image count.",
-            ),
-        )
-    status = 403 if checked.forbidden else 400
-    if not errors and checked.spec is not None:
+    checked = check_submission(form, request=request, upload=request.FILES.get("trainingZip"))
+    errors, status = checked.errors, checked.status
+    if checked.spec is not None:
         try:
             run = services.training_run_create(owner=request.user, spec=checked.spec)
         except services.ActiveRunLimit as exc:
@@ -175,8 +128,7 @@ def new_run(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(request, f"Run “{run.lora_name}” accepted; it is being submitted.")
             return redirect("page-run", run_id=run.pk)
-    image_count = data.body.get("imageCount") if data.body and form.uploaded_name else None
-    context = _new_run_context(request, form, errors, image_count)
+    context = _new_run_context(request, form, errors, checked.image_count)
     return _page(request, "training/new_run.html", context, status=status)
 
 
@@ -185,6 +137,11 @@ class _PageAPIView(APIView):
 
     authentication_classes = [SessionAuthentication]
     parser_classes = [FormParser, MultiPartParser]
+
+
+def _form_data(request: Request) -> QueryDict:
+    data = request.data
+    return data if isinstance(data, QueryDict) else QueryDict()
 
 
 def _error_response(errors: list[FieldError], status: int) -> Response:
@@ -203,18 +160,10 @@ class EstimateView(_PageAPIView):
     throttle_classes = [ScopedRateThrottle]
 
     def post(self, request: Request) -> Response:
-        form = RunForm.from_post(request.data)  # type: ignore[arg-type]  # a QueryDict (form parsers)
-        if not form.lora_name.strip():
-            form.lora_name = ESTIMATE_LORA_NAME
-        data = _training_data(form, request.user, None)
-        checked = check(form, request=request, training_data=data.body or PLACEHOLDER_DATA)
-        errors = form.form_problems() + checked.errors
-        if data.body is None:
-            errors = _without_training_data(errors) + ([data.error] if data.error else [])
-        if errors:
-            return _error_response(errors, 403 if checked.forbidden else 400)
-        assert checked.spec is not None
-        if data.body is None:
+        checked = check_for_estimate(RunForm.from_post(_form_data(request)), request=request)
+        if checked.spec is None:
+            return _error_response(checked.errors, checked.status)
+        if not checked.complete:
             return Response(
                 {"estimate": None, "message": "Add your training data to see the price."}
             )
@@ -246,7 +195,7 @@ class UploadView(_PageAPIView):
 
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("trainingZip")
-        base = catalog.BASE_MODELS.get(str(request.data.get("baseModel", "")))
+        base = catalog.BASE_MODELS.get(str(_form_data(request).get("baseModel", "")))
         if upload is None:
             error = FieldError("trainingData", "trainingZip", "required", "Choose a zip to upload.")
             return _error_response([error], 400)

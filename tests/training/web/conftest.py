@@ -32,7 +32,9 @@ def _flush_waffle() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _media(tmp_path: Path) -> Iterator[Path]:
-    with override_settings(MEDIA_ROOT=str(tmp_path / "media"), PUBLIC_BASE_URL="http://127.0.0.1:8000"):
+    with override_settings(
+        MEDIA_ROOT=str(tmp_path / "media"), PUBLIC_BASE_URL="http://127.0.0.1:8000"
+    ):
         yield tmp_path / "media"
 
 

@@ -180,6 +180,16 @@ def test_rapid_and_ai_toolkit_together_are_refused(ai_gold: User, browser_for: B
     assert TrainingRun.objects.count() == 0
 
 
+def test_the_active_run_cap_is_explained_at_the_top(owner: User, browser_for: Browser) -> None:
+    with override_settings(TRAINING_MAX_ACTIVE_RUNS=1):
+        client = browser_for(owner)
+        assert client.post("/train/new", form_data()).status_code == 302
+        response = client.post("/train/new", form_data())
+    assert response.status_code == 429
+    assert "You already have 1 runs pending or training" in response.content.decode()
+    assert TrainingRun.objects.count() == 1
+
+
 def test_no_training_data_is_asked_for(owner: User, browser_for: Browser) -> None:
     data = form_data(dataSource="upload", dataUrl="", imageCount="")
     page = browser_for(owner).post("/train/new", data).content.decode()
@@ -193,7 +203,9 @@ def test_an_uploaded_zip_is_stored_per_user_counted_and_given_a_public_url(
     owner: User, browser_for: Browser, _media: Path
 ) -> None:
     upload = _zip(names=["a.png", "sub/b.JPG", "c.webp", "a.txt", "__MACOSX/._a.png", ".x.png"])
-    response = browser_for(owner).post("/train/upload", {"trainingZip": upload, "baseModel": "sdxl"})
+    response = browser_for(owner).post(
+        "/train/upload", {"trainingZip": upload, "baseModel": "sdxl"}
+    )
     assert response.status_code == 201, response.json()
     body = response.json()
     assert body["imageCount"] == 3
@@ -211,15 +223,19 @@ def test_a_form_post_with_a_zip_creates_the_run_with_its_url_and_count(
     assert response.status_code == 302
     run = TrainingRun.objects.get()
     assert run.image_count == 3
-    assert run.training_data_url.startswith(f"http://127.0.0.1:8000/media/training-data/{owner.pk}/")
+    assert run.training_data_url.startswith(
+        f"http://127.0.0.1:8000/media/training-data/{owner.pk}/"
+    )
 
 
 def test_a_zip_uploaded_earlier_is_used_by_name_but_only_its_owners(
     owner: User, other_user: User, browser_for: Browser
 ) -> None:
-    name = browser_for(owner).post("/train/upload", {"trainingZip": _zip(names=["1.png"])}).json()[
-        "name"
-    ]
+    name = (
+        browser_for(owner)
+        .post("/train/upload", {"trainingZip": _zip(names=["1.png"])})
+        .json()["name"]
+    )
     data = form_data(dataSource="upload", uploadedName=name)
     page = browser_for(other_user).post("/train/new", data).content.decode()
     assert field_error(page, "trainingZip") == (
@@ -303,7 +319,10 @@ def test_the_estimate_waits_for_training_data(owner: User, browser_for: Browser)
     data = form_data(dataSource="upload", dataUrl="", imageCount="", loraName="")
     response = browser_for(owner).post("/train/estimate", data)
     assert response.status_code == 200
-    assert response.json() == {"estimate": None, "message": "Add your training data to see the price."}
+    assert response.json() == {
+        "estimate": None,
+        "message": "Add your training data to see the price.",
+    }
 
 
 def test_the_estimate_reports_errors_with_the_page_input_they_belong_to(
@@ -314,7 +333,10 @@ def test_the_estimate_reports_errors_with_the_page_input_they_belong_to(
     assert response.status_code == 400
     (error,) = response.json()["errors"]
     assert (error["field"], error["input"]) == ("params.epochs", "params.maxTrainEpochs")
-    assert error["message"] == "epochs must be between 5 and 20 for Flux.1 Dev with AI Toolkit; got 99."
+    assert (
+        error["message"]
+        == "epochs must be between 5 and 20 for Flux.1 Dev with AI Toolkit; got 99."
+    )
 
 
 def test_the_estimate_prices_the_run_with_the_orchestrator(
@@ -324,7 +346,9 @@ def test_the_estimate_prices_the_run_with_the_orchestrator(
     response = browser_for(ai_gold).post("/train/estimate", data)
     assert response.status_code == 200, response.json()
     body = response.json()
-    assert isinstance(body["estimate"]["cost"]["total"], int) and body["estimate"]["cost"]["total"] > 0
+    assert (
+        isinstance(body["estimate"]["cost"]["total"], int) and body["estimate"]["cost"]["total"] > 0
+    )
     assert body["engine"] == "ai-toolkit" and body["imageCount"] == 12
     # The quoted price travels with the run created from the same form.
     browser_for(ai_gold).post("/train/new", data)
