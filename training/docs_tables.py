@@ -1,0 +1,118 @@
+"""Markdown tables restating the catalog, generated from training/catalog.py so docs/catalog.md
+can never drift from the code (tests/training/test_docs_tables.py compares them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from training import catalog
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "catalog.md"
+START, END = "<!-- generated:catalog -->", "<!-- /generated:catalog -->"
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _range(spec: catalog.ParamSpec) -> str:
+    if spec.locked:
+        return "fixed"
+    if spec.options:
+        return ", ".join(spec.options)
+    if spec.minimum is None:
+        return ""
+    return f"{_fmt(spec.minimum)}–{_fmt(spec.maximum)}"
+
+
+def base_model_table() -> str:
+    rows = [
+        "| key | label | family | media | AI Toolkit ecosystem / variant | engines (default first) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for m in catalog.BASE_MODELS.values():
+        engines = [m.default_engine] + [e for e in m.engines if e != m.default_engine]
+        eco = f"`{m.ecosystem}`" + (f" / `{m.variant}`" if m.variant else "") if m.ecosystem else "—"
+        gate = f" (behind `{m.required_feature}`)" if m.required_feature else ""
+        rows.append(
+            f"| `{m.key}` | {m.label}{gate} | {m.family} | {m.media_type} | {eco} | "
+            f"{', '.join(engines)} |"
+        )
+    return "\n".join(rows)
+
+
+def engine_table() -> str:
+    rows = ["| engine | orchestrator engine | step | what it is |", "|---|---|---|---|"]
+    for e in catalog.ENGINES.values():
+        step = "`training`" if e.key == catalog.AI_TOOLKIT else "`imageResourceTraining`"
+        rows.append(f"| `{e.key}` | `{e.wire_engine}` | {step} | {e.description} |")
+    return "\n".join(rows)
+
+
+def params_table(base_model: str, engine: catalog.Engine) -> str:
+    rows = ["| parameter | default | range or options |", "|---|---|---|"]
+    for s in catalog.param_specs(base_model, engine):
+        default = s.computed if s.computed else _fmt(s.default)
+        rows.append(f"| `{s.name}` | {default} | {_range(s)} |")
+    return "\n".join(rows)
+
+
+def ai_toolkit_table() -> str:
+    header = "| ecosystem | epochs | resolution | lr | text encoder | network dim | network alpha |"
+    rows = [header, "|---|---|---|---|---|---|---|"]
+    for eco, d in catalog.AI_TOOLKIT_DEFAULTS.items():
+        te = f"trained, lr {_fmt(d.text_encoder_lr)}" if d.train_text_encoder else "not trained"
+        rows.append(
+            f"| `{eco}` | {d.epochs[0]} ({d.epochs[1]}–{d.epochs[2]}) | {d.resolution} | "
+            f"{_fmt(d.lr)} | {te} | {d.network_dim[0]} ({d.network_dim[1]}–{d.network_dim[2]}) | "
+            f"{d.network_alpha[0]} ({d.network_alpha[1]}–{d.network_alpha[2]}) |"
+        )
+    return "\n".join(rows)
+
+
+def renames_table() -> str:
+    rows = ["| Kohya name | AI Toolkit name |", "|---|---|"]
+    rows += [f"| `{k}` | `{v}` |" for k, v in catalog.KOHYA_TO_AI_TOOLKIT_NAMES.items()]
+    rows += [f"| `{k}` | not used by AI Toolkit |" for k in sorted(catalog.NOT_USED_BY_AI_TOOLKIT)]
+    return "\n".join(rows)
+
+
+def generated() -> str:
+    parts = [
+        "## Base models\n\n" + base_model_table(),
+        "## Engines\n\n" + engine_table(),
+        "## AI Toolkit defaults per ecosystem\n\n" + ai_toolkit_table()
+        + f"\n\nScheduler `{catalog.AI_TOOLKIT_DEFAULT_SCHEDULER}` and optimizer "
+        f"`{catalog.AI_TOOLKIT_DEFAULT_OPTIMIZER}` by default for every ecosystem.",
+        "## Kohya names and AI Toolkit names\n\n" + renames_table(),
+    ]
+    seen: set[tuple[str, str]] = set()
+    for m in catalog.BASE_MODELS.values():
+        for engine in m.engines:
+            table = params_table(m.key, engine)
+            key = (engine, table)
+            if key in seen:
+                continue
+            seen.add(key)
+            same = [
+                b.key
+                for b in catalog.BASE_MODELS.values()
+                if engine in b.engines and params_table(b.key, engine) == table
+            ]
+            title = ", ".join(f"`{k}`" for k in same)
+            parts.append(f"## Parameters: {catalog.ENGINES[engine].label} on {title}\n\n{table}")
+    return "\n\n".join(parts)
+
+
+def render(current: str) -> str:
+    block = f"{START}\n{generated()}\n{END}"
+    if START in current and END in current:
+        head, rest = current.split(START, 1)
+        return head + block + rest.split(END, 1)[1]
+    return current.rstrip() + "\n\n" + block + "\n"
