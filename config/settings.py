@@ -220,6 +220,8 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 
 # Mounts the baseline endpoint bench/submit_api.py measures against; never on in production.
 BENCH_MODE = env_bool("BENCH_MODE", False)
+# Bearer token for /metrics; empty means only loopback addresses may scrape it.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 TRAINING_MAX_ACTIVE_RUNS = env_int("TRAINING_MAX_ACTIVE_RUNS", 5, minimum=1)
 TRAINING_UPLOAD_MAX_BYTES = env_int("TRAINING_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48, minimum=24)
