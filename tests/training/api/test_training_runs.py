@@ -172,3 +172,27 @@ def test_the_create_query_count_does_not_grow_with_stored_runs(
     TrainingRun.objects.update(status="succeeded")
     assert count() == small
     assert small <= 12
+
+
+@pytest.mark.django_db
+def test_another_user_can_neither_read_cancel_nor_retry_a_run(
+    owner: User, other_user: User, client_for: Client
+) -> None:
+    run_id = client_for(owner).post(URL, run_body(), format="json").json()["id"]
+    TrainingRun.objects.filter(pk=run_id).update(status="failed")
+    mallory = client_for(other_user)
+    assert mallory.get(f"{URL}{run_id}/").status_code == 404
+    assert mallory.post(f"{URL}{run_id}/cancel/").status_code == 404
+    assert mallory.post(f"{URL}{run_id}/retry/").status_code == 404
+    assert TrainingRun.objects.count() == 1
+    # The owner may retry it: a new run, the old one untouched.
+    retried = client_for(owner).post(f"{URL}{run_id}/retry/")
+    assert retried.status_code == 201 and retried.json()["id"] != run_id
+    assert TrainingRun.objects.get(pk=run_id).status == "failed"
+
+
+@pytest.mark.django_db
+def test_anonymous_cannot_cancel_or_retry(owner: User, client_for: Client) -> None:
+    run_id = client_for(owner).post(URL, run_body(), format="json").json()["id"]
+    for action in ("cancel", "retry"):
+        assert client_for(None).post(f"{URL}{run_id}/{action}/").status_code == 401
