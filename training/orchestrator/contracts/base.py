@@ -132,3 +132,19 @@ def charged_from(workflow: Mapping[str, Any]) -> int | None:
         amount = int(entry.get("amount") or 0)
         total += amount if entry.get("type") == "debit" else -amount
     return total
+
+
+def first_step(workflow: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """The training step's output and its first job: every training workflow has one step."""
+    steps = workflow.get("steps") or []
+    step: Mapping[str, Any] = steps[0] if steps and isinstance(steps[0], Mapping) else {}
+    jobs = step.get("jobs") or []
+    job: Mapping[str, Any] = jobs[0] if jobs and isinstance(jobs[0], Mapping) else {}
+    return step.get("output") or {}, job
+
+
+def failure_message(status: str, output: Mapping[str, Any], job: Mapping[str, Any]) -> str:
+    if status not in ("failed", "expired", "canceled"):
+        return ""
+    reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
+    return f"The orchestrator reports the workflow {status}" + (f": {reason}" if reason else ".")

@@ -33,6 +33,8 @@ from training.orchestrator.contracts.base import (
     WorkflowState,
     air_regex,
     charged_from,
+    failure_message,
+    first_step,
     parse_time,
     wire_errors,
 )
@@ -405,18 +407,9 @@ def _epochs(output: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
-    steps = workflow.get("steps") or []
-    step: Mapping[str, Any] = steps[0] if steps and isinstance(steps[0], Mapping) else {}
-    output: Mapping[str, Any] = step.get("output") or {}
-    jobs = step.get("jobs") or []
-    job: Mapping[str, Any] = jobs[0] if jobs and isinstance(jobs[0], Mapping) else {}
+    output, job = first_step(workflow)
     status = str(workflow.get("status") or "")
-    message = ""
-    if status in ("failed", "expired", "canceled"):
-        reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
-        message = f"The orchestrator reports the workflow {status}" + (
-            f": {reason}" if reason else "."
-        )
+    message = failure_message(status, output, job)
     eta = output.get("eta")
     return WorkflowState(
         status=status,

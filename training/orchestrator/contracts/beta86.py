@@ -27,6 +27,8 @@ from training.orchestrator.contracts.base import (
     WireError,
     WorkflowState,
     charged_from,
+    failure_message,
+    first_step,
     parse_time,
 )
 from training.orchestrator.contracts.beta86_schema import (
@@ -278,18 +280,9 @@ def _eta_minutes(output: Mapping[str, Any], job: Mapping[str, Any]) -> float | N
 
 
 def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
-    steps = workflow.get("steps") or []
-    step: Mapping[str, Any] = steps[0] if steps and isinstance(steps[0], Mapping) else {}
-    output: Mapping[str, Any] = step.get("output") or {}
-    jobs = step.get("jobs") or []
-    job: Mapping[str, Any] = jobs[0] if jobs and isinstance(jobs[0], Mapping) else {}
+    output, job = first_step(workflow)
     status = str(workflow.get("status") or "")
-    message = ""
-    if status in ("failed", "expired", "canceled"):
-        reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
-        message = f"The orchestrator reports the workflow {status}" + (
-            f": {reason}" if reason else "."
-        )
+    message = failure_message(status, output, job)
     moderation = output.get("moderationStatus")
     return WorkflowState(
         status=status,
