@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "flags",
     "training",
     "emulator",
+    "experiments",
 ]
 
 MIDDLEWARE = [

@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("training.api.urls")),
     path("api/v1/", include("flags.urls")),
+    path("mod/experiments/", include("experiments.urls")),
     path("mod/", include("training.console.urls")),  # moderator console
     path(
         "", include("training.console.ops_urls")

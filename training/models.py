@@ -62,6 +62,29 @@ class TrainingRun(models.Model):
     retried_from = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
     )
+    # The A/B experiment on AI Toolkit defaults this run took part in (experiments app) and the
+    # user's arm; no arm ("overrode_all") when the user set every parameter the experiment tests,
+    # so the arm could not have changed the run. PROTECT: these runs are the experiment's evidence.
+    experiment = models.ForeignKey(
+        "experiments.Experiment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="runs",
+    )
+    experiment_arm = models.ForeignKey(
+        "experiments.Arm", null=True, blank=True, on_delete=models.PROTECT, related_name="runs"
+    )
+    experiment_outcome = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        choices=[
+            ("", "not in an experiment"),
+            ("assigned", "assigned"),
+            ("overrode_all", "overrode all"),
+        ],
+    )
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -359,3 +359,6 @@ def run_warnings(run: Any) -> list[str]:
                 "adamw8bit and is known to run out of memory; adamw8bit is the tested choice."
             )
     return warnings
+
+
+check_value = _check_value  # public name for other apps (experiments validate arm values with it)

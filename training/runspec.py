@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.defaults import effective_defaults
 from flags import is_feature_active
 from training import catalog
 from training.catalog import BaseModel, Engine
@@ -35,6 +36,10 @@ class RunSpec:
     sample_prompts: list[str] = field(default_factory=list)
     negative_prompt: str = ""
     priority: str = "normal"
+    # The A/B experiment on AI Toolkit defaults (experiments app) that chose omitted defaults.
+    experiment_id: int | None = None
+    experiment_arm_id: int | None = None
+    experiment_outcome: str = ""  # "" | "assigned" | "overrode_all"
 
 
 class FeatureNotActive(Exception):
@@ -136,11 +141,17 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
         if problem:
             problems.append(problem)
     training_data = data["trainingData"]
+    given = data.get("params") or {}
+    chosen = None
+    if engine == catalog.AI_TOOLKIT:
+        # Active defaults overrides and the user's experiment arm; one cache read.
+        chosen = effective_defaults(user=user, base_model=base.key)
     resolved = resolve_params(
         base=base,
         engine=engine,
-        given=data.get("params") or {},
+        given=given,
         image_count=training_data["imageCount"],
+        defaults=chosen.values if chosen else None,
     )
     problems.extend(resolved.problems)
     prompts = list(data.get("samplePrompts") or [])
@@ -155,6 +166,12 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
     if problems:
         raise RunRejected(problems)
     is_ai_toolkit = engine == catalog.AI_TOOLKIT
+    experiment_id, arm_id, outcome = None, None, ""
+    if chosen is not None and chosen.experiment_id is not None:
+        experiment_id, arm_id, outcome = chosen.experiment_id, chosen.arm_id, "assigned"
+        if chosen.tested and chosen.tested.issubset(given):
+            # The user chose every tested value: the arm changed nothing in this run.
+            arm_id, outcome = None, "overrode_all"
     return RunSpec(
         base_model=base.key,
         engine=engine,
@@ -168,4 +185,7 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
         sample_prompts=prompts,
         negative_prompt=data.get("negativePrompt") or "",
         priority=data.get("priority") or "normal",
+        experiment_id=experiment_id,
+        experiment_arm_id=arm_id,
+        experiment_outcome=outcome,
     )

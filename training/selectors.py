@@ -10,6 +10,8 @@ from uuid import UUID
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
+from experiments.defaults import effective_defaults
+from experiments.defaults import snapshot as defaults_snapshot
 from flags import is_feature_active
 from training import catalog
 from training.models import RunStatus, TrainingRun
@@ -82,6 +84,7 @@ def training_catalog(*, user: Any) -> dict[str, Any]:
     """Base models the caller may use, and for each the engines with their availability for the
     caller (flags and the active contract applied) and their parameters."""
     ai_toolkit_active = is_feature_active(user, catalog.AI_TOOLKIT_FEATURE)
+    snap = defaults_snapshot() if ai_toolkit_active else None  # one cache read for every row
     gated: dict[str, bool] = {}
     models = []
     for base in catalog.BASE_MODELS.values():
@@ -101,6 +104,13 @@ def training_catalog(*, user: Any) -> dict[str, Any]:
                 reason = ai_toolkit_unavailable(base)
                 if reason is None and not ai_toolkit_active:
                     reason = "AI Toolkit is in beta and not enabled for your account yet."
+            rows = _param_rows(base.key, key) if reason is None else []
+            if rows and key == catalog.AI_TOOLKIT and snap is not None:
+                # This user's defaults: catalog <- active overrides <- their experiment arm.
+                chosen = effective_defaults(user=user, base_model=base.key, snap=snap).values
+                for row in rows:
+                    if row["name"] in chosen and not row["locked"]:
+                        row["default"] = chosen[row["name"]]
             engines.append(
                 {
                     "key": key,
@@ -108,7 +118,7 @@ def training_catalog(*, user: Any) -> dict[str, Any]:
                     "available": reason is None,
                     "reason": reason,
                     "default": key == base.default_engine,
-                    "params": _param_rows(base.key, key) if reason is None else [],
+                    "params": rows,
                 }
             )
         models.append(

@@ -86,6 +86,9 @@ def training_run_create(
         priority=spec.priority,
         status=RunStatus.PENDING,
         retried_from=retried_from,
+        experiment_id=spec.experiment_id,
+        experiment_arm_id=spec.experiment_arm_id,
+        experiment_outcome=spec.experiment_outcome,
     )
     # Checked once, with the preview id: the run id only appears in tags, metadata and the
     # callback URL, which the schema treats alike for any id.

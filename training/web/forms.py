@@ -6,12 +6,14 @@ message is the API's; each error's field path is mapped back to the page input t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
+from experiments.defaults import effective_defaults
 from training import catalog, uploads
 from training.api.errors import _flatten, _group
 from training.api.serializers import RunInputSerializer
@@ -100,7 +102,9 @@ def _row(spec: ParamSpec, name: str, help_text: str = "") -> dict[str, Any]:
     }
 
 
-def page_params(base_key: str, engine: Engine) -> list[dict[str, Any]]:
+def page_params(
+    base_key: str, engine: Engine, defaults: Mapping[str, Any] | None = None
+) -> list[dict[str, Any]]:
     """The parameter rows the page shows for a base model and engine, under Kohya-style names.
 
     For AI Toolkit these are AI Toolkit's defaults and ranges (the catalog's), renamed with
@@ -110,6 +114,9 @@ def page_params(base_key: str, engine: Engine) -> list[dict[str, Any]]:
         return []
     rows = []
     for spec in catalog.param_specs(base_key, engine):
+        if defaults and spec.name in defaults and not spec.locked:
+            # This user's effective default (a promoted override or their experiment arm).
+            spec = replace(spec, default=defaults[spec.name])
         if engine != catalog.AI_TOOLKIT:
             rows.append(_row(spec, spec.name))
             continue
@@ -128,11 +135,20 @@ def page_catalog(catalog_data: dict[str, Any]) -> dict[str, Any]:
     models = []
     for model in catalog_data["baseModels"]:
         engines = [
-            {**e, "params": page_params(model["key"], e["key"]) if e["available"] else []}
+            {
+                **e,
+                "params": page_params(model["key"], e["key"], _defaults_of(e))
+                if e["available"]
+                else [],
+            }
             for e in model["engines"]
         ]
         models.append({**model, "engines": engines})
     return {**catalog_data, "baseModels": models}
+
+
+def _defaults_of(engine_entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {p["name"]: p["default"] for p in engine_entry.get("params", [])}
 
 
 def convert_value(kind: str, raw: str) -> Any:
@@ -168,6 +184,9 @@ class RunForm:
     data_url: str
     image_count: str
     raw_params: dict[str, str] = field(default_factory=dict)
+    # This user's effective defaults (API names), from the catalog: a value equal to its default
+    # is not sent, so the server applies the same default and records experiment arms honestly.
+    defaults: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_post(cls, data: QueryDict) -> RunForm:
@@ -224,7 +243,7 @@ class RunForm:
     def rows(self) -> list[dict[str, Any]]:
         if self.page_engine is None:
             return []
-        rows = page_params(self.base_key, self.page_engine)
+        rows = page_params(self.base_key, self.page_engine, self.defaults)
         for row in rows:
             raw = self.raw_params.get(row["name"])
             row["value"] = row["default"] if raw is None else raw
@@ -250,7 +269,10 @@ class RunForm:
             raw = self.raw_params.get(row["name"])
             if row["locked"] or raw is None or (raw.strip() == "" and row["type"] != "bool"):
                 continue
-            out[row["name"]] = convert_value(row["type"], raw)
+            value = convert_value(row["type"], raw)
+            if value == row["default"] and self.engine == catalog.AI_TOOLKIT:
+                continue  # left at the default shown: the server applies the same one
+            out[row["name"]] = value
         return out
 
     def api_body(self, training_data: dict[str, Any] | None) -> dict[str, Any]:
@@ -357,6 +379,8 @@ class Checked:
 def check(form: RunForm, *, request: Any, body_data: dict[str, Any] | None) -> Checked:
     """Validate the form exactly as the API validates its body; errors carry the API's paths and
     messages plus the page input each belongs to."""
+    if form.engine == catalog.AI_TOOLKIT and form.base_key in catalog.BASE_MODELS:
+        form.defaults = dict(effective_defaults(user=request.user, base_model=form.base_key).values)
     serializer = RunInputSerializer(data=form.api_body(body_data), context={"request": request})
     try:
         if serializer.is_valid():

@@ -71,6 +71,9 @@ def _new_run_context(
     if form.engine and not engines.get(form.engine, {}).get("available"):
         # A hand-made engine this user cannot pick: redraw with the default, which has a toggle.
         form.engine_choices = []
+    if form.page_engine == catalog.AI_TOOLKIT and catalog.AI_TOOLKIT in engines:
+        # Rows show this user's effective defaults (an override or their experiment arm).
+        form.defaults = {p["name"]: p["default"] for p in engines[catalog.AI_TOOLKIT]["params"]}
     by_input: dict[str, list[str]] = {}
     for error in errors:
         if error.input:
