@@ -48,6 +48,8 @@ MOD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("flags", "rolloutchange", "view_rolloutchange"),
     ("flags", "featurepreference", "view_featurepreference"),
     ("training", "trainingrun", "view_trainingrun"),
+    # Every run field is read-only in admin: "change" only unlocks the cancel and retry actions.
+    ("training", "trainingrun", "change_trainingrun"),
 )
 
 

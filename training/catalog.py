@@ -61,6 +61,8 @@ ENGINES: dict[Engine, EngineInfo] = {
         "Train using the AI Toolkit engine, offering improved quality and flexibility.",
     ),
 }
+
+
 @dataclass(frozen=True)
 class BaseModel:
     key: str

@@ -38,7 +38,9 @@ def base_model_table() -> str:
     ]
     for m in catalog.BASE_MODELS.values():
         engines = [m.default_engine] + [e for e in m.engines if e != m.default_engine]
-        eco = f"`{m.ecosystem}`" + (f" / `{m.variant}`" if m.variant else "") if m.ecosystem else "—"
+        eco = (
+            f"`{m.ecosystem}`" + (f" / `{m.variant}`" if m.variant else "") if m.ecosystem else "—"
+        )
         gate = f" (behind `{m.required_feature}`)" if m.required_feature else ""
         rows.append(
             f"| `{m.key}` | {m.label}{gate} | {m.family} | {m.media_type} | {eco} | "
@@ -87,7 +89,8 @@ def generated() -> str:
     parts = [
         "## Base models\n\n" + base_model_table(),
         "## Engines\n\n" + engine_table(),
-        "## AI Toolkit defaults per ecosystem\n\n" + ai_toolkit_table()
+        "## AI Toolkit defaults per ecosystem\n\n"
+        + ai_toolkit_table()
         + f"\n\nScheduler `{catalog.AI_TOOLKIT_DEFAULT_SCHEDULER}` and optimizer "
         f"`{catalog.AI_TOOLKIT_DEFAULT_OPTIMIZER}` by default for every ecosystem.",
         "## Kohya names and AI Toolkit names\n\n" + renames_table(),

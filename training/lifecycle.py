@@ -120,8 +120,9 @@ def _adopt(run: TrainingRun, workflow: dict[str, Any], *, how: str) -> SubmitOut
         charged_cost=state.charged if state.charged is not None else state.cost,
         estimated_cost=run.estimated_cost if run.estimated_cost is not None else state.cost,
     )
-    if moved:
-        # The workflow may already be further along (adopted late): apply what it says.
+    further = FROM_ORCHESTRATOR.get(state.status) not in (None, RunStatus.SUBMITTED)
+    if moved and (further or state.epochs or state.moderation):
+        # The workflow is already further along (adopted late): apply what it says.
         apply_workflow_state(run.pk, workflow_id=workflow_id, state=state)
     return SubmitOutcome(RunStatus.SUBMITTED if moved else "raced", workflow_id)
 
@@ -132,30 +133,33 @@ def run_submit(*, run_id: UUID | str, is_retry: bool = False) -> SubmitOutcome:
     The first attempt claims the run (pending -> submitting) and POSTs. Any later attempt first
     looks the workflow up by its `run:<id>` tag, because an earlier POST may have been accepted
     although its answer was lost; only when none exists does it POST again."""
+    # The claim counts the attempt it is about to make in the same UPDATE: if we die mid-POST,
+    # the next attempt sees the count and looks the workflow up before posting again.
     claimed = transition(
         run_id,
         expected=RunStatus.PENDING,
         to=RunStatus.SUBMITTING,
         message="a worker claimed the run",
+        submit_attempts=F("submit_attempts") + 1,
     )
     run = TrainingRun.objects.get(pk=run_id)
-    if not claimed and not (is_retry and run.status == RunStatus.SUBMITTING):
+    if claimed:
+        posted_before = run.submit_attempts > 1  # an earlier chain, reset by the reconciler
+    elif is_retry and run.status == RunStatus.SUBMITTING:
+        # Count this attempt and touch the row in one go, so the reconciler never mistakes a
+        # live retry chain for a run whose worker died (it waits RECONCILE_SUBMITTING_SECONDS).
+        TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(
+            submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
+        )
+        posted_before = True
+    else:
         return SubmitOutcome(run.status)  # another worker has it, or it is past submission
-    # Every attempt touches the row, so the reconciler never mistakes a live retry chain for a
-    # run whose worker died (it only steps in after RECONCILE_SUBMITTING_SECONDS of silence).
-    TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(
-        updated_at=timezone.now()
-    )
     client = get_client()
     try:
-        if run.submit_attempts > 0:
+        if posted_before:
             existing = client.find_by_tag(f"run:{run.pk}")
             if existing:
                 return _adopt(run, existing[0], how="found the workflow an earlier attempt made")
-        # Count the attempt before the POST: if we die mid-request, the next one looks first.
-        TrainingRun.objects.filter(pk=run.pk).update(
-            submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
-        )
         workflow = client.submit(workflow_body(run, run_id=run.pk))
     except RejectedError as exc:
         transition(

@@ -236,5 +236,6 @@ def test_moderators_hold_exactly_the_admin_permissions_they_need() -> None:
         "flags.view_rolloutchange",
         "flags.view_featurepreference",
         "training.view_trainingrun",
+        "training.change_trainingrun",
     }
     assert not Group.objects.get(name="gold").permissions.exists()

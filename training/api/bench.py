@@ -19,7 +19,7 @@ class BenchBaselineView(APIView):
     @extend_schema(exclude=True)
     def post(self, request: Request) -> Response:
         run = TrainingRun.objects.create(
-            owner=request.user,
+            owner=request.user,  # type: ignore[misc]  # authenticated: IsAuthenticated
             base_model="sdxl",
             engine="kohya",
             training_data_url="https://bench.example/d.zip",

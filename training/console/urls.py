@@ -1,3 +1,8 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from training.console import views
+
+# Included under mod/ by config/urls.py.
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("training/", views.training_console, name="console-training"),
+]

@@ -14,6 +14,14 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
+            name='RollupWindowSnapshot',
+            fields=[
+                ('days', models.PositiveSmallIntegerField(primary_key=True, serialize=False)),
+                ('as_of', models.DateField()),
+                ('rows', models.JSONField(default=dict)),
+            ],
+        ),
+        migrations.CreateModel(
             name='RollupState',
             fields=[
                 ('key', models.CharField(max_length=16, primary_key=True, serialize=False)),

@@ -1,0 +1,211 @@
+"""The training runs admin: filters, search, cheap queries, and the re-check / cancel / retry
+actions against the orchestrator emulator over real HTTP."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.admin.sites import site
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.test import Client, RequestFactory, override_settings
+from django.test.utils import CaptureQueriesContext
+
+from emulator.config import EmulatorConfig
+from emulator.server import EmulatorServer
+from tests.conftest import make_user, run_body
+from tests.training.console.helpers import ago, make_run
+from training import lifecycle, services
+from training.models import RunStatus, TrainingRun
+from training.orchestrator.client import get_client
+from training.runspec import resolve_run
+
+pytestmark = pytest.mark.django_db
+LIST = "/admin/training/trainingrun/"
+
+
+@pytest.fixture
+def boss(db: None) -> User:
+    return make_user("boss", is_superuser=True, is_staff=True)
+
+
+@pytest.fixture
+def admin_client(boss: User) -> Client:
+    client = Client()
+    client.force_login(boss)
+    return client
+
+
+def listed(client: Client, **params: str) -> list[str]:
+    response = client.get(LIST, params)
+    assert response.status_code == 200
+    return re.findall(r'name="_selected_action" value="([0-9a-f-]+)"', response.content.decode())
+
+
+def test_filters_and_search(admin_client: Client, owner: User, other_user: User) -> None:
+    kohya = make_run(owner, engine="kohya", base_model="sdxl", workflow_id="wf-one")
+    ai = make_run(owner, engine="ai-toolkit", base_model="flux_dev", status="failed",
+                  error_code="orchestrator_failed")  # fmt: skip
+    video = make_run(other_user, engine="musubi", base_model="wan_2_1_t2v_14b",
+                     created=ago(days=20))  # fmt: skip
+    everyone = {str(r.pk) for r in (kohya, ai, video)}
+    assert set(listed(admin_client)) == everyone
+    assert listed(admin_client, status__exact="failed") == [str(ai.pk)]
+    assert listed(admin_client, engine__exact="musubi") == [str(video.pk)]
+    assert listed(admin_client, family="wan") == [str(video.pk)]
+    assert listed(admin_client, family="flux1") == [str(ai.pk)]
+    assert listed(admin_client, base_model__exact="sdxl") == [str(kohya.pk)]
+    week = ago(days=7).strftime("%Y-%m-%d %H:%M:%S%z")
+    assert set(listed(admin_client, created_at__gte=week)) == {str(kohya.pk), str(ai.pk)}
+    assert listed(admin_client, q=str(video.pk)) == [str(video.pk)]
+    assert listed(admin_client, q="wf-one") == [str(kohya.pk)]
+    assert set(listed(admin_client, q="olivia")) == {str(kohya.pk), str(ai.pk)}
+    assert listed(admin_client, q="oliv") == []  # exact matches only: no table scan
+
+
+def test_the_list_never_counts_or_scans_the_whole_table(admin_client: Client, owner: User) -> None:
+    def queries(**params: str) -> list[str]:
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_client.get(LIST, params).status_code == 200
+        return [q["sql"] for q in captured.captured_queries]
+
+    make_run(owner)
+    few = queries()
+    for day in range(30):
+        make_run(owner, created=ago(days=day), status="failed", error_code="x")
+    many = queries()
+    assert len(few) == len(many)
+    for params in ({}, {"status__exact": "failed"}, {"family": "sdxl"}, {"q": "olivia"}):
+        for sql in queries(**params):
+            if "training_trainingrun" in sql and "COUNT(" in sql:
+                assert "LIMIT 10001" in sql, sql  # the capped count, never a full COUNT(*)
+            assert "DISTINCT" not in sql, sql  # no date_hierarchy or AllValues filter
+    listing = next(s for s in many if s.startswith('SELECT "training_trainingrun"."id"'))
+    assert 'ORDER BY "training_trainingrun"."created_at" DESC, "training_trainingrun"."id" DESC' in listing  # fmt: skip
+
+
+def test_a_capped_count_reads_as_at_least(
+    admin_client: Client, owner: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("training.admin.COUNT_CAP", 3)
+    for _ in range(5):
+        make_run(owner)
+    html = admin_client.get(LIST).content.decode()
+    assert "3+ training runs" in html
+
+
+def test_the_change_page_shows_the_timeline_and_payload(admin_client: Client, owner: User) -> None:
+    spec = resolve_run(user=owner, data=run_body())
+    run = services.training_run_create(owner=owner, spec=spec)
+    html = admin_client.get(f"{LIST}{run.pk}/change/").content.decode()
+    assert "Timeline" in html and "created" in html
+    assert "Orchestrator payload" in html and "imageResourceTraining" in html
+
+
+# --- actions against the emulator ------------------------------------------------------------------
+
+
+@pytest.fixture
+def emulator() -> Iterator[EmulatorServer]:
+    server = EmulatorServer(
+        "127.0.0.1",
+        0,
+        EmulatorConfig(queue_seconds=0.2, seconds_per_epoch=0.02, tick_seconds=0.02,
+                       drop_callbacks=True),
+    )  # fmt: skip
+    server.start()
+    get_client.cache_clear()
+    with override_settings(ORCHESTRATOR_URL=server.url, ORCHESTRATOR_TOKEN="emulator-token"):
+        yield server
+    get_client.cache_clear()
+    server.stop()
+
+
+def submitted_run(owner: User) -> TrainingRun:
+    run = services.training_run_create(owner=owner, spec=resolve_run(user=owner, data=run_body()))
+    assert lifecycle.run_submit(run_id=run.pk).status == RunStatus.SUBMITTED
+    run.refresh_from_db()
+    return run
+
+
+def act(client: Client, action: str, *runs: TrainingRun) -> list[str]:
+    response = client.post(
+        LIST,
+        {"action": action, "_selected_action": [str(r.pk) for r in runs], "index": 0},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [str(m) for m in response.context["messages"]]
+
+
+def test_recheck_fetches_the_workflow(
+    admin_client: Client, owner: User, emulator: EmulatorServer
+) -> None:
+    run = submitted_run(owner)
+    finished = make_run(owner)  # terminal: skipped
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        workflow = get_client().get(run.workflow_id)
+        if workflow.get("status") == "succeeded":
+            break
+        time.sleep(0.1)
+    messages = act(admin_client, "recheck_runs", run, finished)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    assert any("Re-checked 1 runs" in m and "→ succeeded" in m for m in messages), messages
+    assert any("Skipped 1 runs" in m for m in messages), messages
+
+
+def test_recheck_reports_an_unreachable_orchestrator(admin_client: Client, owner: User) -> None:
+    run = make_run(owner, status="processing", duration=None, workflow_id="wf-gone")
+    get_client.cache_clear()
+    try:
+        with override_settings(ORCHESTRATOR_URL="http://127.0.0.1:9", ORCHESTRATOR_READ_TIMEOUT=1):
+            messages = act(admin_client, "recheck_runs", run)
+    finally:
+        get_client.cache_clear()
+    assert any(m.startswith(f"Run {run.pk}:") for m in messages), messages
+    run.refresh_from_db()
+    assert run.status == RunStatus.PROCESSING
+
+
+def test_cancel_at_the_orchestrator_and_locally(
+    admin_client: Client, owner: User, emulator: EmulatorServer
+) -> None:
+    remote = submitted_run(owner)
+    local = services.training_run_create(owner=owner, spec=resolve_run(user=owner, data=run_body()))
+    done = make_run(owner)
+    messages = act(admin_client, "cancel_runs", remote, local, done)
+    remote.refresh_from_db()
+    local.refresh_from_db()
+    assert (remote.status, local.status) == (RunStatus.CANCELED, RunStatus.CANCELED)
+    assert get_client().get(remote.workflow_id)["status"] == "canceled"
+    assert "Canceled 2 runs." in messages
+    assert any(f"Run {done.pk}: The run has already succeeded" in m for m in messages), messages
+
+
+def test_retry_clones_failed_runs_for_their_owner(admin_client: Client, owner: User) -> None:
+    spec = resolve_run(user=owner, data=run_body())
+    failed = services.training_run_create(owner=owner, spec=spec)
+    TrainingRun.objects.filter(pk=failed.pk).update(status=RunStatus.FAILED, error_code="x")
+    ok = make_run(owner)
+    messages = act(admin_client, "retry_runs", failed, ok)
+    clone = TrainingRun.objects.get(retried_from=failed)
+    assert clone.owner == owner and clone.status == RunStatus.PENDING
+    assert any("Retried 1 runs as new runs: <a href=" in m and str(clone.pk) in m for m in messages)
+    assert any(f"Run {ok.pk}: Only failed, expired or canceled runs" in m for m in messages)
+
+
+def test_view_only_moderators_may_only_recheck(owner: User) -> None:
+    staff_mod = make_user("vera", "mod", is_staff=True)
+    staff_mod.user_permissions.add(Permission.objects.get(codename="view_trainingrun"))
+    request = RequestFactory().get(LIST)
+    request.user = User.objects.get(pk=staff_mod.pk)
+    model_admin = site._registry[TrainingRun]
+    assert set(model_admin.get_actions(request)) == {"recheck_runs"}
+    boss = make_user("root", is_superuser=True, is_staff=True)
+    request.user = boss
+    assert {"recheck_runs", "cancel_runs", "retry_runs"} <= set(model_admin.get_actions(request))
