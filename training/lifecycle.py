@@ -181,7 +181,8 @@ def _adopt(run: TrainingRun, workflow: dict[str, Any], *, how: str) -> SubmitOut
         estimated_cost=run.estimated_cost if run.estimated_cost is not None else state.cost,
     )
     further = FROM_ORCHESTRATOR.get(state.status) not in (None, RunStatus.SUBMITTED)
-    if moved and (further or state.epochs or state.moderation):
+    held = state.moderation in (MODERATION_HELD, MODERATION_REJECTED)
+    if moved and (further or state.epochs or held):
         # The workflow is already further along (adopted late): apply what it says.
         apply_workflow_state(run.pk, workflow_id=workflow_id, state=state)
     return SubmitOutcome(RunStatus.SUBMITTED if moved else "raced", workflow_id)
