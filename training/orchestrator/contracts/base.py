@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -148,3 +148,51 @@ def failure_message(status: str, output: Mapping[str, Any], job: Mapping[str, An
         return ""
     reason = job.get("reason") or job.get("blockedReason") or output.get("reason")
     return f"The orchestrator reports the workflow {status}" + (f": {reason}" if reason else ".")
+
+
+MAX_TRAINING_RETRIES = 2  # the step's `retries` (Civitai's constants.maxTrainingRetries)
+
+
+def training_step(
+    run: RunLike,
+    *,
+    run_id: str,
+    new_input: Callable[[RunLike], dict[str, Any]],
+    legacy_input: Callable[[RunLike], dict[str, Any]],
+) -> dict[str, Any]:
+    """AI Toolkit runs use the new `training` step, the other engines the legacy one."""
+    if run.engine == "ai-toolkit":
+        step_type, step_input = "training", new_input(run)
+    else:
+        step_type, step_input = "imageResourceTraining", legacy_input(run)
+    return {
+        "$type": step_type,
+        "priority": run.priority,
+        "retries": MAX_TRAINING_RETRIES,
+        "metadata": {"runId": run_id},
+        "input": step_input,
+    }
+
+
+def workflow_state(
+    workflow: Mapping[str, Any],
+    *,
+    epochs: Callable[[Mapping[str, Any]], list[dict[str, Any]]],
+    eta_minutes: Callable[[Mapping[str, Any], Mapping[str, Any]], float | None],
+) -> WorkflowState:
+    """What both contracts read the same way; the epochs and the ETA each contract reads its own."""
+    output, job = first_step(workflow)
+    status = str(workflow.get("status") or "")
+    moderation = output.get("moderationStatus")
+    return WorkflowState(
+        status=status,
+        started_at=parse_time(workflow.get("startedAt")),
+        completed_at=parse_time(workflow.get("completedAt")),
+        cost=(workflow.get("cost") or {}).get("total"),
+        charged=charged_from(workflow),
+        epochs=epochs(output),
+        message=failure_message(status, output, job),
+        moderation=moderation if isinstance(moderation, str) else None,
+        jobs_ahead=(job.get("queuePosition") or {}).get("precedingJobs"),
+        eta_minutes=eta_minutes(output, job),
+    )

@@ -32,15 +32,12 @@ from training.orchestrator.contracts.base import (
     WireError,
     WorkflowState,
     air_regex,
-    charged_from,
-    failure_message,
-    first_step,
-    parse_time,
+    training_step,
     wire_errors,
+    workflow_state,
 )
 
 NAME = "beta12"
-MAX_TRAINING_RETRIES = 2  # the step's `retries` (Civitai's constants.maxTrainingRetries)
 AI_TOOLKIT_EPOCHS = (1, 20)  # TrainingInput.epochs (§2.1)
 
 _AIR = air_regex(r"a-zA-Z0-9_\-/.=,")
@@ -361,17 +358,9 @@ def _ai_toolkit_input(run: RunLike) -> dict[str, Any]:
 
 
 def build_step(run: RunLike, *, run_id: str) -> dict[str, Any]:
-    if run.engine == catalog.AI_TOOLKIT:
-        step_type, step_input = "training", _ai_toolkit_input(run)
-    else:
-        step_type, step_input = "imageResourceTraining", _legacy_input(run)
-    return {
-        "$type": step_type,
-        "priority": run.priority,
-        "retries": MAX_TRAINING_RETRIES,
-        "metadata": {"runId": run_id},
-        "input": step_input,
-    }
+    return training_step(
+        run, run_id=run_id, new_input=_ai_toolkit_input, legacy_input=_legacy_input
+    )
 
 
 def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str, Any]:
@@ -406,23 +395,13 @@ def _epochs(output: Mapping[str, Any]) -> list[dict[str, Any]]:
     return sorted(epochs, key=lambda e: e["epochNumber"] or 0)
 
 
-def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
-    output, job = first_step(workflow)
-    status = str(workflow.get("status") or "")
-    message = failure_message(status, output, job)
+def _eta_minutes(output: Mapping[str, Any], job: Mapping[str, Any]) -> float | None:
     eta = output.get("eta")
-    return WorkflowState(
-        status=status,
-        started_at=parse_time(workflow.get("startedAt")),
-        completed_at=parse_time(workflow.get("completedAt")),
-        cost=(workflow.get("cost") or {}).get("total"),
-        charged=charged_from(workflow),
-        epochs=_epochs(output),
-        message=message,
-        moderation=output.get("moderationStatus"),
-        jobs_ahead=(job.get("queuePosition") or {}).get("precedingJobs"),
-        eta_minutes=float(eta) if isinstance(eta, int | float) else None,
-    )
+    return float(eta) if isinstance(eta, int | float) else None
+
+
+def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
+    return workflow_state(workflow, epochs=_epochs, eta_minutes=_eta_minutes)
 
 
 class Beta12:

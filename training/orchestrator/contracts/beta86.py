@@ -26,10 +26,9 @@ from training.orchestrator.contracts.base import (
     RunLike,
     WireError,
     WorkflowState,
-    charged_from,
-    failure_message,
-    first_step,
     parse_time,
+    training_step,
+    workflow_state,
 )
 from training.orchestrator.contracts.beta86_schema import (
     AI_TOOLKIT_ECOSYSTEMS,
@@ -40,7 +39,6 @@ from training.orchestrator.contracts.beta86_schema import (
 )
 
 NAME = "beta86"
-MAX_TRAINING_RETRIES = 2  # the step's `retries` (Civitai's constants.maxTrainingRetries)
 AI_TOOLKIT_EPOCHS = (1, 200)  # AIToolkitTrainingInput.epochs (§6.2): checkpoints kept
 AI_TOOLKIT_STEPS = (1, 10_000)  # AIToolkitTrainingInput.steps (§6.2)
 AI_TOOLKIT_BATCH_SIZE = 1  # what the steps formula assumes; every ecosystem allows it
@@ -147,17 +145,9 @@ def _legacy_input(run: RunLike) -> dict[str, Any]:
 
 
 def build_step(run: RunLike, *, run_id: str) -> dict[str, Any]:
-    if run.engine == catalog.AI_TOOLKIT:
-        step_type, step_input = "training", _ai_toolkit_input(run)
-    else:
-        step_type, step_input = "imageResourceTraining", _legacy_input(run)
-    return {
-        "$type": step_type,
-        "priority": run.priority,
-        "retries": MAX_TRAINING_RETRIES,
-        "metadata": {"runId": run_id},
-        "input": step_input,
-    }
+    return training_step(
+        run, run_id=run_id, new_input=_ai_toolkit_input, legacy_input=_legacy_input
+    )
 
 
 def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str, Any]:
@@ -280,22 +270,7 @@ def _eta_minutes(output: Mapping[str, Any], job: Mapping[str, Any]) -> float | N
 
 
 def parse_workflow(workflow: Mapping[str, Any]) -> WorkflowState:
-    output, job = first_step(workflow)
-    status = str(workflow.get("status") or "")
-    message = failure_message(status, output, job)
-    moderation = output.get("moderationStatus")
-    return WorkflowState(
-        status=status,
-        started_at=parse_time(workflow.get("startedAt")),
-        completed_at=parse_time(workflow.get("completedAt")),
-        cost=(workflow.get("cost") or {}).get("total"),
-        charged=charged_from(workflow),
-        epochs=_epochs(output),
-        message=message,
-        moderation=moderation if isinstance(moderation, str) else None,
-        jobs_ahead=(job.get("queuePosition") or {}).get("precedingJobs"),
-        eta_minutes=_eta_minutes(output, job),
-    )
+    return workflow_state(workflow, epochs=_epochs, eta_minutes=_eta_minutes)
 
 
 class Beta86:
