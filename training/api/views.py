@@ -103,6 +103,7 @@ class TrainingRunListCreateView(APIView):
         ],
         responses={200: RunPageSerializer, 400: E400, **COMMON},
         summary="Your training runs, newest first",
+        operation_id="training_runs_list",
     )
     def get(self, request: Request) -> Response:
         runs = selectors.training_run_list(
@@ -134,6 +135,7 @@ class TrainingRunListCreateView(APIView):
             **COMMON,
         },
         summary="Create a training run",
+        operation_id="training_runs_create",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
         key = request.headers.get("Idempotency-Key")
@@ -160,7 +162,11 @@ class TrainingRunListCreateView(APIView):
 
 
 class TrainingRunDetailView(APIView):
-    @extend_schema(responses={200: RunDetailSerializer, 404: E404, **COMMON}, summary="One run")
+    @extend_schema(
+        responses={200: RunDetailSerializer, 404: E404, **COMMON},
+        summary="One run",
+        operation_id="training_runs_get",
+    )
     def get(self, request: Request, run_id: str) -> Response:
         # Signed output links expire: fetch fresh ones first when they are about to.
         run = lifecycle.run_outputs_fresh(_own_run(request, run_id))
@@ -172,6 +178,7 @@ class TrainingRunPreviewView(APIView):
         request=RunInputSerializer,
         responses={200: PreviewSerializer, 400: E400, 403: E403, **COMMON},
         summary="The exact workflow a run would send, without creating it",
+        operation_id="training_runs_preview",
     )
     def post(self, request: Request) -> Response:
         data = RunInputSerializer(data=request.data, context={"request": request})
@@ -192,7 +199,9 @@ class TrainingCatalogView(generics.GenericAPIView[Any]):
     serializer_class = CatalogSerializer
 
     @extend_schema(
-        responses={200: CatalogSerializer, **COMMON}, summary="Base models, engines, parameters"
+        responses={200: CatalogSerializer, **COMMON},
+        summary="Base models, engines, parameters",
+        operation_id="training_catalog",
     )
     def get(self, request: Request) -> Response:
         return Response(selectors.training_catalog(user=request.user))
