@@ -79,6 +79,22 @@ def create_runs(stack: Stack, api: requests.Session, n: int = N) -> list[str]:
     return ids
 
 
+_capture: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _report_to_terminal(capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    _capture.append(capsys)
+    yield
+    _capture.pop()
+
+
+def report(line: str) -> None:
+    # Shown in every run's output (CI's too), not only when a test fails.
+    with _capture[-1].disabled():
+        print("\n" + line, flush=True)
+
+
 def tally(scenario: str, emulator: EmulatorServer, ids: list[str], timeout: float = 120) -> None:
     try:
         wait_until(
@@ -91,7 +107,7 @@ def tally(scenario: str, emulator: EmulatorServer, ids: list[str], timeout: floa
     by_tag: dict[str, int] = emulator.stats()["byTag"]  # type: ignore[assignment]
     lost = len(ids) - TrainingRun.objects.filter(pk__in=ids, status="succeeded").count()
     duplicated = sum(1 for i in ids if by_tag.get(f"run:{i}", 0) > 1)
-    print(f"\n[faults] {scenario}: {len(ids)} runs, lost {lost}, duplicated {duplicated}")
+    report(f"[faults] {scenario}: {len(ids)} runs, lost {lost}, duplicated {duplicated}")
     assert (lost, duplicated) == (0, 0), dict(
         TrainingRun.objects.filter(pk__in=ids).values_list("pk", "status")
     )
@@ -201,6 +217,8 @@ def test_duplicate_replayed_and_out_of_order_callbacks_change_nothing(
         t.join()
     time.sleep(2)  # let the refreshes the storm enqueued run
     regressed = TrainingRun.objects.filter(pk__in=ids).exclude(status="succeeded").count()
-    print(f"[faults] callback storm ({len(events)} events): {len(ids)} runs, regressed {regressed}")
+    report(
+        f"[faults] callback storm ({len(events)} events): {len(ids)} runs, regressed {regressed}"
+    )
     assert regressed == 0
     tally("after the callback storm", emulator, ids)
