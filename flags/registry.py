@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from training import catalog
+
 # Availability keywords (civitai-trainer-facts §4.1, the subset this service has).
 MOD = "mod"
 BRONZE = "bronze"
@@ -46,8 +48,9 @@ def env_name_for(key: str) -> str:
     return "FEATURE_FLAG_" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key).upper()
 
 
-AI_TOOLKIT_TRAINING = "aiToolkitTraining"
-SD3_TRAINING = "sd3Training"
+# The keys the training catalog gates on, named once there.
+AI_TOOLKIT_TRAINING = catalog.AI_TOOLKIT_FEATURE
+SD3_TRAINING = catalog.SD3_FEATURE
 
 FEATURES: dict[str, Feature] = {
     feature.key: feature
@@ -59,7 +62,7 @@ FEATURES: dict[str, Feature] = {
             availability=(MOD,),  # start with mods only (plan §2.1); widened by the rollout
             toggleable=True,
             default=False,
-            rollout_engine="ai-toolkit",
+            rollout_engine=catalog.AI_TOOLKIT,
         ),
         Feature(
             key=SD3_TRAINING,

@@ -107,6 +107,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
     fieldsets = (
         (None, {"fields": ("id", "owner", "status", "lora_name", "base_model", "custom_model")}),
         ("Engine", {"fields": ("engine", "ecosystem", "model_variant", "params", "priority")}),
+        ("Experiment", {"fields": ("experiment", "experiment_arm", "experiment_outcome")}),
         ("Data", {"fields": ("training_data_url", "image_count", "sample_prompts", "negative_prompt")}),
         ("Orchestrator", {"fields": (
             "workflow_id", "orchestrator_status", "estimated_cost", "charged_cost",

@@ -169,6 +169,9 @@ AI_TOOLKIT_VARIANTS: dict[str, tuple[str, ...]] = {
     "flux1": ("dev", "schnell"),
     "wan": ("2.1", "2.2"),
 }
+# Ecosystems whose full-precision Adam/AdamW runs out of GPU memory (a warning on estimates).
+LARGE_MODEL_ECOSYSTEMS = frozenset({"flux1", "sd3", "chroma", "wan"})
+FULL_PRECISION_OPTIMIZERS = frozenset({"adam", "adamw"})
 # Ecosystems whose text encoder AI Toolkit does not train.
 NO_TEXT_ENCODER_ECOSYSTEMS = frozenset({"flux1", "sd3", "wan", "chroma"})
 

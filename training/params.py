@@ -353,7 +353,10 @@ def run_warnings(run: Any) -> list[str]:
             warnings.append(
                 "AI Toolkit does not use the negative prompt; it is kept with the run but not sent."
             )
-        if run.ecosystem in ("flux1", "sd3", "chroma", "wan") and optimizer in ("adam", "adamw"):
+        if (
+            run.ecosystem in catalog.LARGE_MODEL_ECOSYSTEMS
+            and optimizer in catalog.FULL_PRECISION_OPTIMIZERS
+        ):
             warnings.append(
                 f"Full-precision {optimizer} on {run.ecosystem} needs far more GPU memory than "
                 "adamw8bit and is known to run out of memory; adamw8bit is the tested choice."

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from training import lifecycle, selectors, services
+from training import catalog, lifecycle, selectors, services
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -97,7 +97,7 @@ class TrainingRunListCreateView(APIView):
     @extend_schema(
         parameters=[
             OpenApiParameter("status", str, enum=[s.value for s in RunStatus]),
-            OpenApiParameter("engine", str, enum=["kohya", "rapid", "musubi", "ai-toolkit"]),
+            OpenApiParameter("engine", str, enum=list(catalog.ENGINES)),
             OpenApiParameter("cursor", str),
             OpenApiParameter("pageSize", int),
         ],
