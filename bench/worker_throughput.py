@@ -120,13 +120,14 @@ def main() -> int:
             )
             runs = fresh_runs()
             ids = [str(r.pk) for r in runs]
+            assert not TrainingRun.objects.filter(status="submitted").exists()
             rates["submit"].append(
                 timed(
                     "submit",
                     [(submit_run_task, i) for i in ids],
-                    lambda ids=ids: (
-                        TrainingRun.objects.filter(pk__in=ids, status="submitted").count() == n
-                    ),
+                    # Only this round's runs can be submitted (the baseline's stay pending), so
+                    # the check is one small index count, as cheap as the baseline's stats call.
+                    lambda: TrainingRun.objects.filter(status="submitted").count() >= n,
                 )
             )
             TrainingRun.objects.all().delete()

@@ -7,11 +7,13 @@ reconciler can never move a run twice or backwards.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -60,38 +62,23 @@ FROM_ORCHESTRATOR = {
 INCREMENT = object()  # a field value meaning "its current value plus one", in the same UPDATE
 
 
-def transition_row(
+def _transition_sql(
     run_id: UUID | str,
     *,
     expected: RunStatus | str,
     to: RunStatus | str,
-    kind: str = RunEvent.Kind.STATUS,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    **fields: Any,
-) -> TrainingRun | None:
-    """Compare-and-set one run from `expected` to `to`, with its timeline event; returns the run
-    as it now is, or None if it was not in `expected` any more (someone else moved it first), in
-    which case nothing changes."""
-    now = timezone.now()
-    if connection.vendor != "postgresql":
-        values = {k: F(k) + 1 if v is INCREMENT else v for k, v in fields.items()}
-        with transaction.atomic():
-            changed = TrainingRun.objects.filter(pk=run_id, status=expected).update(
-                status=to, updated_at=now, **values
-            )
-            if changed != 1:
-                return None
-            RunEvent.objects.create(
-                run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
-                message=message, data=data or {},
-            )  # fmt: skip
-        return TrainingRun.objects.get(pk=run_id)
-    # PostgreSQL: one statement updates the row, appends the event and returns the row, so a
-    # transition costs one round trip instead of four (bench/worker_throughput.py). A statement
-    # is atomic by itself: the event exists exactly when the update happened.
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None,
+    returning: str,
+    fields: dict[str, Any],
+) -> tuple[str, list[Any]]:
+    """PostgreSQL: one statement updates the row, appends the event and returns `returning`, so a
+    transition costs one round trip instead of four (bench/worker_throughput.py). A statement is
+    atomic by itself: the event exists exactly when the update happened."""
     run_meta, event_meta = TrainingRun._meta, RunEvent._meta
     q = connection.ops.quote_name
+    now = timezone.now()
     sets, params = [f"{q('status')} = %s", f"{q('updated_at')} = %s"], [str(to), now]
     for name, value in fields.items():
         field: Any = run_meta.get_field(name)
@@ -106,25 +93,102 @@ def transition_row(
     # Only model metadata (table and column names, quoted) is interpolated; values are parameters.
     sql = (
         f"WITH moved AS (UPDATE {q(run_meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
-        f"WHERE {q('id')} = %s AND {q('status')} = %s RETURNING *), "
+        f"WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {returning}), "
         f"logged AS (INSERT INTO {q(event_meta.db_table)} "
         f"({q('run_id')}, {q('created_at')}, {q('kind')}, {q('from_status')}, {q('to_status')}, "
         f"{q('message')}, {q('data')}) "
         f"SELECT {q('id')}, %s, %s, %s, %s, %s, %s FROM moved) "
-        f"SELECT * FROM moved"
+        f"SELECT {returning} FROM moved"
     )
-    params += [
-        str(run_id),
-        str(expected),
-        now,
-        str(kind),
-        str(expected),
-        str(to),
-        message,
-        event_data,
+    params += [str(run_id), str(expected), now, str(kind), str(expected), str(to), message,
+               event_data]  # fmt: skip
+    return sql, params
+
+
+def _transition_portable(
+    run_id: UUID | str,
+    *,
+    expected: RunStatus | str,
+    to: RunStatus | str,
+    kind: str,
+    message: str,
+    data: dict[str, Any] | None,
+    fields: dict[str, Any],
+) -> bool:
+    # SQLite (the embedded default): the same compare-and-set in a transaction.
+    values = {k: F(k) + 1 if v is INCREMENT else v for k, v in fields.items()}
+    with transaction.atomic():
+        changed = TrainingRun.objects.filter(pk=run_id, status=expected).update(
+            status=to, updated_at=timezone.now(), **values
+        )
+        if changed != 1:
+            return False
+        RunEvent.objects.create(
+            run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
+            message=message, data=data or {},
+        )  # fmt: skip
+    return True
+
+
+def transition_row(
+    run_id: UUID | str,
+    *,
+    expected: RunStatus | str,
+    to: RunStatus | str,
+    kind: str = RunEvent.Kind.STATUS,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    **fields: Any,
+) -> TrainingRun | None:
+    """Compare-and-set one run from `expected` to `to`, with its timeline event; returns the run
+    as it now is, or None if it was not in `expected` any more (someone else moved it first), in
+    which case nothing changes."""
+    if connection.vendor != "postgresql":
+        moved = _transition_portable(
+            run_id, expected=expected, to=to, kind=kind, message=message, data=data, fields=fields
+        )
+        return TrainingRun.objects.get(pk=run_id) if moved else None
+    q = connection.ops.quote_name
+    columns = [f.column for f in TrainingRun._meta.concrete_fields]
+    sql, params = _transition_sql(
+        run_id, expected=expected, to=to, kind=kind, message=message, data=data,
+        returning=", ".join(q(c) for c in columns), fields=fields,
+    )  # fmt: skip
+    row = _fetch_one(sql, params)
+    if row is None:
+        return None
+    # The columns are the model's own, in its field order, so the row becomes a model as a
+    # queryset would build it (the same converters) without re-deriving the mapping every call.
+    values = [
+        _convert(value, converters)
+        for value, converters in zip(row, _row_converters(), strict=True)
     ]
-    rows = list(TrainingRun.objects.raw(sql, params))
-    return rows[0] if rows else None
+    return TrainingRun.from_db(connection.alias, _FIELD_NAMES, values)
+
+
+_CONVERTERS: dict[str, list[tuple[Any, list[Any]]]] = {}
+_FIELD_NAMES = [f.attname for f in TrainingRun._meta.concrete_fields]
+
+
+def _row_converters() -> list[tuple[Any, list[Any]]]:
+    if connection.alias not in _CONVERTERS:
+        table = TrainingRun._meta.db_table
+        found = []
+        field: Any
+        for field in TrainingRun._meta.concrete_fields:
+            col = field.get_col(table)
+            found.append(
+                (col, connection.ops.get_db_converters(col) + field.get_db_converters(connection))
+            )
+        _CONVERTERS[connection.alias] = found
+    return _CONVERTERS[connection.alias]
+
+
+def _convert(value: Any, converters: tuple[Any, list[Any]]) -> Any:
+    expression, functions = converters
+    for function in functions:
+        value = function(value, expression, connection)
+    return value
 
 
 def transition(
@@ -138,11 +202,34 @@ def transition(
     **fields: Any,
 ) -> bool:
     """Compare-and-set one run from `expected` to `to` (see transition_row); False if someone
-    else moved it first."""
-    row = transition_row(
-        run_id, expected=expected, to=to, kind=kind, message=message, data=data, **fields
-    )
-    return row is not None
+    else moved it first. Nothing but the answer comes back, so it costs no model."""
+    if connection.vendor != "postgresql":
+        return _transition_portable(
+            run_id, expected=expected, to=to, kind=kind, message=message, data=data, fields=fields
+        )
+    sql, params = _transition_sql(
+        run_id, expected=expected, to=to, kind=kind, message=message, data=data,
+        returning=connection.ops.quote_name("id"), fields=fields,
+    )  # fmt: skip
+    return _fetch_one(sql, params) is not None
+
+
+def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """Run one transition statement on Django's connection (its transaction, its error wrapping,
+    its query log) as a server-side prepared statement. These run twice per submission, and
+    planning the update-and-log statement (a table with many indexes and foreign keys) cost
+    PostgreSQL more than executing it: prepared, the server spends about half the CPU per
+    transition, and the client skips quoting every parameter into the text
+    (bench/worker_throughput.py). DATABASE_PREPARED_STATEMENTS=false turns preparing off for a
+    transaction-pooling proxy that cannot keep prepared statements."""
+    connection.ensure_connection()
+    began = time.monotonic()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params, prepare=True)  # a no-op when the setting is off
+        row = cursor.fetchone()
+    if connection.queries_logged:
+        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
+    return row
 
 
 def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from django.contrib.auth.models import User
+from django.db import connection
 
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
@@ -82,6 +85,40 @@ def test_a_run_reaches_succeeded_with_its_epochs_and_samples(
     assert RunEvent.objects.filter(run_id=run["id"], kind="callback").exists()
     steps = [e["toStatus"] for e in detail["events"] if e["kind"] == "status"]
     assert steps[:2] == ["submitting", "submitted"] and steps[-1] == "succeeded"
+
+
+def database_sessions() -> int:
+    # Sessions ever opened on the test database, read on a connection of its own (which counts
+    # itself) so no statistics snapshot of ours goes stale.
+    settings = connection.settings_dict
+    with psycopg.connect(
+        host=settings["HOST"], port=settings["PORT"], user=settings["USER"],
+        dbname=settings["NAME"], autocommit=True,
+    ) as conn:  # fmt: skip
+        row = conn.execute(
+            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_the_worker_keeps_its_database_connection_across_tasks(
+    stack: Stack, emulator: EmulatorServer, owner_api: requests.Session
+) -> None:
+    # Celery's Django fix-up would open a new connection for every task; each of these runs
+    # takes a submission and several refreshes (one per callback).
+    before = database_sessions()
+    runs: list[dict[str, Any]] = []
+    for _ in range(3):  # three batches of five: the active-run cap
+        batch = [create(stack, owner_api) for _ in range(5)]
+        wait_until(lambda: all(status_of(r["id"]) == "succeeded" for r in batch), timeout=60)  # noqa: B023
+        runs += batch
+    time.sleep(1.5)  # the statistics of sessions that ended are flushed
+    events = RunEvent.objects.filter(run_id__in=[r["id"] for r in runs]).count()
+    opened = database_sessions() - before - 1  # the reading's own
+    assert events >= 45  # each the work of a task: a claim, a submission, a refresh
+    # The web and worker processes open theirs once; the count must not follow the tasks.
+    assert opened <= 12, f"{opened} new database sessions for {events} events"
 
 
 def test_an_orchestrator_failing_with_5xx_for_a_while_then_healthy_submits_exactly_once(
