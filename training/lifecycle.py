@@ -7,13 +7,11 @@ reconciler can never move a run twice or backwards.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-import psycopg
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -32,6 +30,7 @@ from training.orchestrator.client import (
 )
 from training.orchestrator.contracts.base import WorkflowState, parse_time
 from training.payloads import workflow_body
+from training.rows import fetch_one
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +153,7 @@ def transition_row(
         run_id, expected=expected, to=to, kind=kind, message=message, data=data,
         returning=", ".join(q(c) for c in columns), fields=fields,
     )  # fmt: skip
-    row = _fetch_one(sql, params)
+    row = fetch_one(sql, params)
     if row is None:
         return None
     # The columns are the model's own, in its field order, so the row becomes a model as a
@@ -211,25 +210,7 @@ def transition(
         run_id, expected=expected, to=to, kind=kind, message=message, data=data,
         returning=connection.ops.quote_name("id"), fields=fields,
     )  # fmt: skip
-    return _fetch_one(sql, params) is not None
-
-
-def _fetch_one(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
-    """Run one transition statement on Django's connection (its transaction, its error wrapping,
-    its query log) as a server-side prepared statement. These run twice per submission, and
-    planning the update-and-log statement (a table with many indexes and foreign keys) cost
-    PostgreSQL more than executing it: prepared, the server spends about half the CPU per
-    transition, and the client skips quoting every parameter into the text
-    (bench/worker_throughput.py). DATABASE_PREPARED_STATEMENTS=false turns preparing off for a
-    transaction-pooling proxy that cannot keep prepared statements."""
-    connection.ensure_connection()
-    began = time.monotonic()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
-        cursor.execute(sql, params, prepare=True)  # a no-op when the setting is off
-        row = cursor.fetchone()
-    if connection.queries_logged:
-        connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - began:.3f}"})
-    return row
+    return fetch_one(sql, params) is not None
 
 
 def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:

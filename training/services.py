@@ -9,18 +9,18 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from training import catalog
 from training.lifecycle import transition
-from training.models import ACTIVE_STATUSES, RunEvent, RunStatus, TrainingRun
+from training.models import RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
 from training.orchestrator.contracts import active as active_contract
 from training.params import Problem
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
+from training.rows import run_insert_within_cap
 from training.runspec import RunRejected, RunSpec, resolve_run
 from training.tasks import submit_run_task
 
@@ -93,18 +93,13 @@ def training_run_create(
     # Checked once, with the preview id: the run id only appears in tags, metadata and the
     # callback URL, which the schema treats alike for any id.
     preview = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
-    # The cap is enforced in the database: lock the owner's row so two concurrent creates by the
-    # same user are counted one after the other (throttles alone cannot guarantee this).
-    get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk").first()
-    active = TrainingRun.objects.filter(owner=owner, status__in=ACTIVE_STATUSES).count()
-    if active >= settings.TRAINING_MAX_ACTIVE_RUNS:
-        raise ActiveRunLimit(settings.TRAINING_MAX_ACTIVE_RUNS)
     # The price the user saw, when they asked for it (the pages always do) within the cache window.
     quoted = cache.get(_estimate_key(preview))
     if isinstance(quoted, dict):
         run.estimated_cost = quoted.get("cost", {}).get("total")
-    run.save(force_insert=True)
-    RunEvent.objects.create(run=run, kind=RunEvent.Kind.CREATED, to_status=RunStatus.PENDING)
+    # The cap is enforced in the database, with the run's insert (training/rows.py).
+    if not run_insert_within_cap(run, cap=settings.TRAINING_MAX_ACTIVE_RUNS):
+        raise ActiveRunLimit(settings.TRAINING_MAX_ACTIVE_RUNS)
     # Enqueue only once the row is committed, so a worker can never look for a run that isn't there.
     transaction.on_commit(lambda: _enqueue_submit(str(run.id)))
     return run

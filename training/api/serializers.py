@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from django.core.validators import URLValidator
@@ -31,8 +32,24 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+def _fresh_field(prototype: serializers.Field[Any, Any, Any, Any]) -> Any:
+    # A field with a child field (lists, dicts) binds the child to itself: copied deeply, as DRF
+    # does. Any other unbound prototype shares nothing that validation changes (binding writes
+    # name, parent, label and source on the copy), so a shallow copy is a fresh field.
+    if hasattr(prototype, "child"):
+        return copy.deepcopy(prototype)
+    return copy.copy(prototype)
+
+
 class StrictSerializer(serializers.Serializer[Any]):
     """Refuses keys it does not know, naming them, instead of silently dropping them."""
+
+    def get_fields(self) -> dict[str, Any]:
+        # DRF deep-copies every declared field (and its validators, choices and messages) for
+        # each serializer it makes: two thirds of validating a create, which the API and pages
+        # do on every submission (bench/submit_api.py). The declared fields are never bound
+        # themselves, so a shallow copy of each serves as well.
+        return {name: _fresh_field(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
