@@ -196,7 +196,9 @@ def main() -> int:
 
 gunicorn 2 sync workers, PostgreSQL and Redis on loopback, {args.clients} concurrent clients,
 {rounds} interleaved round(s) of {total} requests per endpoint (measured {time.strftime("%Y-%m-%d")},
-2-core shared machine: compare the ratios, not the absolute numbers).
+2-core shared machine: compare the ratios, not the absolute numbers). Requests are made by
+{users} users in turn under the product's own limits (at most {CAP} active runs per user, 30
+creates a minute), each staying below them, as many users do on the live service.
 
 | endpoint | throughput (req/s) | p50 (ms) | p99 (ms) |
 |---|---|---|---|
