@@ -13,7 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger(__name__)
-_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)  # what "Redis is away" looks like
 
 
 class _ReusedClients(RedisCacheClient):
@@ -42,7 +42,7 @@ class ResilientRedisCache(RedisCache):
     def _safe(self, name: str, default: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return getattr(super(), name)(*args, **kwargs)
-        except _DOWN as exc:
+        except REDIS_DOWN as exc:
             log.warning("cache %s skipped, Redis unavailable: %s", name, exc)
             return default
 

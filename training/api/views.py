@@ -14,7 +14,6 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from training import catalog, lifecycle, selectors, services
@@ -30,6 +29,7 @@ from training.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
+from training.api.throttling import AtomicScopedRateThrottle
 from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.callbacks import callback_token_valid
@@ -72,7 +72,7 @@ class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
     throttle_scope = "auth_token"  # slows password guessing, per address
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
 
     @extend_schema(
         request=TokenRequestSerializer,
@@ -118,7 +118,7 @@ class TrainingRunListCreateView(APIView):
     throttle_scope = "run_create"
 
     def get_throttles(self) -> list[Any]:
-        return [ScopedRateThrottle()] if self.request.method == "POST" else []
+        return [AtomicScopedRateThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(
         request=RunInputSerializer,
@@ -244,7 +244,7 @@ def _own_run(request: Request, run_id: str) -> TrainingRun:
 
 class TrainingRunEstimateView(APIView):
     throttle_scope = "run_estimate"
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
 
     @extend_schema(
         request=RunInputSerializer,

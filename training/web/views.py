@@ -17,13 +17,13 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from flags.gates import feature_state, feature_states
 from flags.registry import FEATURES, UnknownFeature
 from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference_set
 from training import catalog, selectors, services, uploads
+from training.api.throttling import AtomicScopedRateThrottle
 from training.models import ACTIVE_STATUSES, TrainingRun
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
@@ -160,7 +160,7 @@ class EstimateView(_PageAPIView):
     `services.training_run_estimate` (the API's estimate, with the same throttle bucket)."""
 
     throttle_scope = "run_estimate"
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AtomicScopedRateThrottle]
 
     def post(self, request: Request) -> Response:
         checked = check_for_estimate(RunForm.from_post(_form_data(request)), request=request)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import socket
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -58,6 +60,48 @@ def test_estimates_and_token_requests_are_throttled_too(
         anonymous.post("/api/v1/auth/token/", login, format="json").status_code for _ in range(3)
     ]
     assert codes == [401, 401, 429]
+
+
+@pytest.mark.django_db(transaction=True)
+@override_settings(TRAINING_MAX_ACTIVE_RUNS=100)
+def test_the_create_throttle_holds_under_concurrent_creates(
+    owner: User, tight_throttles: None
+) -> None:
+    # Counted atomically in Redis: a burst of one user's requests cannot slip past the rate.
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=owner).key
+    codes: list[int] = []
+    start = threading.Barrier(8)
+
+    def post() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        start.wait()
+        codes.append(client.post(URL, run_body(), format="json").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(codes) == [201] * 3 + [429] * 5
+    assert TrainingRun.objects.filter(owner=owner).count() == 3
+
+
+@pytest.mark.django_db
+def test_without_redis_the_throttle_lets_requests_through(
+    owner: User, client_for: Client, tight_throttles: None, settings: Any
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: Redis is away
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    away = {"default": {**settings.CACHES["default"], "LOCATION": f"redis://127.0.0.1:{port}/0"}}
+    api = client_for(owner)
+    with override_settings(CACHES=away):
+        codes = [api.post(URL, run_body(), format="json").status_code for _ in range(4)]
+    assert codes == [201] * 4
 
 
 @pytest.mark.django_db
