@@ -168,6 +168,7 @@ REST_FRAMEWORK = {
         "run_create": env_str("THROTTLE_RUN_CREATE", "30/min"),
         "run_estimate": env_str("THROTTLE_RUN_ESTIMATE", "120/min"),
         "auth_token": env_str("THROTTLE_AUTH_TOKEN", "20/min"),
+        "training_upload": env_str("THROTTLE_TRAINING_UPLOAD", "30/hour"),
     },
     "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -274,7 +275,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "training.tasks.prune_idempotency_keys_task",
         "schedule": 3600.0,
     },
+    "prune-orphan-uploads": {
+        "task": "training.tasks.prune_orphan_uploads_task",
+        "schedule": 3600.0,
+    },
 }
+# Uploaded zips no run uses are deleted this long after the upload (runs keep theirs).
+TRAINING_UPLOAD_ORPHAN_HOURS = env_int("TRAINING_UPLOAD_ORPHAN_HOURS", 24, minimum=1)
 
 # Submission retries: 2 s, 4 s, 8 s … capped at 60 s, jittered; then the run fails.
 SUBMIT_MAX_RETRIES = env_int("SUBMIT_MAX_RETRIES", 8, minimum=0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
 from celery import Task, shared_task
@@ -70,6 +71,13 @@ def prune_idempotency_keys_task() -> int:
     from training.idempotency import idempotency_keys_prune
 
     return idempotency_keys_prune()
+
+
+@shared_task(ignore_result=True)
+def prune_orphan_uploads_task() -> int:
+    from training.uploads import training_zips_prune
+
+    return training_zips_prune(older_than=timedelta(hours=settings.TRAINING_UPLOAD_ORPHAN_HOURS))
 
 
 @shared_task(ignore_result=True)

@@ -7,6 +7,7 @@ import re
 import uuid
 import zipfile
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import PurePosixPath
 from typing import IO, Any
 
@@ -15,6 +16,7 @@ from django.core.cache import cache
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
 
 from training import catalog
 from training.catalog import MediaType
@@ -22,6 +24,7 @@ from training.catalog import MediaType
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "webm")
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+UPLOAD_DIR = "training-data"  # <UPLOAD_DIR>/<user id>/<uuid>.zip in Django's storage
 _COUNT_TTL = 24 * 3600  # the count of a stored zip never changes; re-read it at most daily
 
 
@@ -120,7 +123,7 @@ def training_zip_store(*, user: Any, upload: UploadedFile, media_type: MediaType
     contents = inspect_zip(upload)  # type: ignore[arg-type]  # an UploadedFile is file-like
     count = _check_count(contents, media_type)
     upload.seek(0)
-    name = default_storage.save(f"training-data/{user.pk}/{uuid.uuid4().hex}.zip", upload)
+    name = default_storage.save(f"{UPLOAD_DIR}/{user.pk}/{uuid.uuid4().hex}.zip", upload)
     cache.set(_cache_key(name), asdict(contents), _COUNT_TTL)
     return StoredZip(name=name, url=public_url(name), image_count=count)
 
@@ -128,7 +131,7 @@ def training_zip_store(*, user: Any, upload: UploadedFile, media_type: MediaType
 def training_zip_get(*, user: Any, name: str, media_type: MediaType) -> StoredZip:
     """A zip this user uploaded earlier (the page keeps its name while the form is corrected),
     counted for this media type."""
-    pattern = rf"training-data/{re.escape(str(user.pk))}/[0-9a-f]{{32}}\.zip"
+    pattern = rf"{UPLOAD_DIR}/{re.escape(str(user.pk))}/[0-9a-f]{{32}}\.zip"
     if not re.fullmatch(pattern, name) or not default_storage.exists(name):
         raise UploadRejected(
             "upload_missing", "The uploaded zip is no longer available; upload it again."
@@ -142,3 +145,41 @@ def training_zip_get(*, user: Any, name: str, media_type: MediaType) -> StoredZi
         cache.set(_cache_key(name), asdict(contents), _COUNT_TTL)
     count = _check_count(contents, media_type)
     return StoredZip(name=name, url=public_url(name), image_count=count)
+
+
+def training_zips_prune(*, older_than: timedelta) -> int:
+    """Delete uploaded zips that no run uses, once they are `older_than` old: a zip chosen on the
+    page and then abandoned (or replaced by another) would otherwise stay forever. A zip a run
+    uses is kept, so that run can be retried. Returns how many were deleted."""
+    from training.models import TrainingRun  # models import the catalog; keep this module light
+
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    if not default_storage.exists(UPLOAD_DIR):
+        return 0
+    owners, _ = default_storage.listdir(UPLOAD_DIR)
+    for owner in owners:
+        if not owner.isdigit():
+            continue
+        _, files = default_storage.listdir(f"{UPLOAD_DIR}/{owner}")
+        names = [
+            f"{UPLOAD_DIR}/{owner}/{file}"
+            for file in files
+            if default_storage.get_modified_time(f"{UPLOAD_DIR}/{owner}/{file}") < cutoff
+        ]
+        if not names:
+            continue
+        # The runs name their zip by URL, whose base (PUBLIC_BASE_URL, the storage's) may have
+        # changed since: compare the storage names the URLs end with.
+        used = {
+            url.rsplit(f"/{UPLOAD_DIR}/", 1)[-1]
+            for url in TrainingRun.objects.filter(
+                owner_id=int(owner), training_data_url__contains=f"/{UPLOAD_DIR}/{owner}/"
+            ).values_list("training_data_url", flat=True)
+        }
+        for name in names:
+            if name.split(f"{UPLOAD_DIR}/", 1)[1] not in used:
+                default_storage.delete(name)
+                cache.delete(_cache_key(name))
+                deleted += 1
+    return deleted

@@ -195,6 +195,9 @@ class UploadView(_PageAPIView):
     """Stores a training zip as soon as it is chosen, so the estimate knows its image count."""
 
     parser_classes = [MultiPartParser]
+    # Each upload can be hundreds of megabytes on our disk: a per-user rate, not only a size.
+    throttle_scope = "training_upload"
+    throttle_classes = [AtomicScopedRateThrottle]
 
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("trainingZip")

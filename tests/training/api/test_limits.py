@@ -30,6 +30,29 @@ def tight_throttles() -> Iterator[None]:
     SimpleRateThrottle.THROTTLE_RATES = saved
 
 
+def concurrent_creates(owner: User, count: int) -> list[int]:
+    """`count` creates by `owner`, released together from as many threads; their status codes."""
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.create(user=owner).key
+    codes: list[int] = []
+    start = threading.Barrier(count)
+
+    def post() -> None:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+        start.wait()
+        codes.append(client.post(URL, run_body(), format="json").status_code)
+        connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sorted(codes)
+
+
 @pytest.mark.django_db
 def test_creating_too_fast_answers_429_with_retry_after(
     owner: User, client_for: Client, tight_throttles: None
@@ -68,25 +91,7 @@ def test_the_create_throttle_holds_under_concurrent_creates(
     owner: User, tight_throttles: None
 ) -> None:
     # Counted atomically in Redis: a burst of one user's requests cannot slip past the rate.
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=owner).key
-    codes: list[int] = []
-    start = threading.Barrier(8)
-
-    def post() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        start.wait()
-        codes.append(client.post(URL, run_body(), format="json").status_code)
-        connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(codes) == [201] * 3 + [429] * 5
+    assert concurrent_creates(owner, 8) == [201] * 3 + [429] * 5
     assert TrainingRun.objects.filter(owner=owner).count() == 3
 
 
@@ -122,23 +127,7 @@ def test_the_active_run_cap_answers_429_and_stores_nothing(owner: User, client_f
 @pytest.mark.django_db(transaction=True)
 @override_settings(TRAINING_MAX_ACTIVE_RUNS=3)
 def test_the_cap_holds_under_concurrent_creates(owner: User) -> None:
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.create(user=owner).key
-    codes: list[int] = []
-
-    def post() -> None:
-        client = APIClient()
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-        codes.append(client.post(URL, run_body(), format="json").status_code)
-        connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(codes) == [201] * 3 + [429] * 5
+    assert concurrent_creates(owner, 8) == [201] * 3 + [429] * 5
     assert TrainingRun.objects.filter(owner=owner).count() == 3
 
 

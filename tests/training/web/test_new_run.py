@@ -4,8 +4,11 @@ API's own messages, training-data zips, and the live estimate."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +21,9 @@ from rest_framework.test import APIClient
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.flags.helpers import at_stage, opt_in
-from tests.training.web.helpers import field_error, form_data, zip_bytes
+from tests.training.web.helpers import field_error, form_data, make_run, zip_bytes
 from training.models import TrainingRun
+from training.uploads import training_zips_prune
 
 pytestmark = pytest.mark.django_db
 Browser = Callable[[User], Client]
@@ -288,6 +292,58 @@ def test_a_zip_over_the_size_limit_is_refused(owner: User, browser_for: Browser)
     assert response.status_code == 400
     assert response.json()["message"].startswith("The zip is ")
     assert "the limit is 100\xa0bytes" in response.json()["message"]
+
+
+def test_uploading_too_often_answers_429_with_a_message_the_page_shows(
+    owner: User, browser_for: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES,
+                                               "training_upload": "2/hour"}
+    )  # fmt: skip
+    client = browser_for(owner)
+    codes = [
+        client.post("/train/upload", {"trainingZip": _zip(names=["1.png"])}).status_code
+        for _ in range(3)
+    ]
+    assert codes == [201, 201, 429]
+    refused = client.post("/train/upload", {"trainingZip": _zip(names=["1.png"])})
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 60
+    assert "throttled" in refused.json()["message"].lower()
+
+
+def _age(media: Path, name: str, hours: float) -> None:
+    then = time.time() - hours * 3600
+    os.utime(media / name, (then, then))
+
+
+def test_abandoned_uploads_are_deleted_and_those_runs_use_are_kept(
+    owner: User, other_user: User, browser_for: Browser, _media: Path
+) -> None:
+    def upload(user: User) -> str:
+        response = browser_for(user).post("/train/upload", {"trainingZip": _zip(names=["1.png"])})
+        assert response.status_code == 201
+        return str(response.json()["name"])
+
+    used, abandoned, fresh, others = upload(owner), upload(owner), upload(owner), upload(other_user)
+    make_run(owner, training_data_url=f"https://old-host.example/media/{used}")
+    for name in (used, abandoned, others):
+        _age(_media, name, hours=30)
+    _age(_media, fresh, hours=2)
+
+    assert training_zips_prune(older_than=timedelta(hours=24)) == 2
+    assert (_media / used).is_file() and (_media / fresh).is_file()
+    assert not (_media / abandoned).exists() and not (_media / others).exists()
+    # The page's saved name now says so, instead of pointing the run at a missing file.
+    data = form_data(dataSource="upload", uploadedName=abandoned)
+    page = browser_for(owner).post("/train/new", data).content.decode()
+    assert "The uploaded zip is no longer available" in page
+
+
+def test_pruning_with_no_uploads_at_all_deletes_nothing(_media: Path) -> None:
+    assert training_zips_prune(older_than=timedelta(hours=24)) == 0
 
 
 def test_videos_count_for_video_models_only(owner: User, browser_for: Browser) -> None:
