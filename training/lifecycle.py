@@ -1,7 +1,8 @@
 """The run's life after it is accepted (DESIGN.md §5): submission, following the workflow,
-reconciliation. Every transition is a compare-and-set on the row: `filter(pk, status=expected)
-.update(...)`, acted on only when exactly one row changed, so two workers, a late callback and the
-reconciler can never move a run twice or backwards.
+reconciliation. Every transition is a compare-and-set on the row (`UPDATE … WHERE id = %s AND
+status = expected`, with its timeline event in the same statement; `transition_row`), acted on only
+when exactly one row changed, so two workers, a late callback and the reconciler can never move a
+run twice or backwards.
 """
 
 from __future__ import annotations
