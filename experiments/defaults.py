@@ -20,8 +20,8 @@ from django.utils import timezone
 from experiments.assignment import assign
 from experiments.models import Arm, DefaultsOverride, ExperimentStatus
 from experiments.values import scope_specs, valid_only
-from training import catalog
-from training.catalog import ParamValue
+from vocabulary import catalog
+from vocabulary.catalog import ParamValue
 
 CACHE_KEY = "experiments:snapshot:v1"  # bump the version when the snapshot's shape changes
 # A safety net only: every change drops the key; this bounds a rebuild that raced a change.

@@ -1,6 +1,6 @@
 """A/B experiments on AI Toolkit defaults, the defaults overrides they promote, and the audit.
 
-Layering, lowest first: the catalog's defaults (training/catalog.py, which also keeps every range
+Layering, lowest first: the catalog's defaults (vocabulary/catalog.py, which also keeps every range
 and lock) <- the active DefaultsOverride for the ecosystem <- the one for the base model <- the
 arm the user is assigned to while an experiment is in effect <- what the user sends."""
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from training import catalog
-from training.catalog import BaseModel, ParamSpec, ParamValue
-from training.params import check_value, resolve_params
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel, ParamSpec, ParamValue
+from vocabulary.params import check_value, resolve_params
 
 ECOSYSTEM_CHOICES = [(key, key) for key in catalog.AI_TOOLKIT_VARIANTS]
 BASE_MODEL_CHOICES = [

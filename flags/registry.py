@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from training import catalog
+from vocabulary import catalog
 
 # Availability keywords (civitai-trainer-facts §4.1, the subset this service has).
 MOD = "mod"

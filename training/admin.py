@@ -18,7 +18,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
-from training import catalog, lifecycle, services
+from training import lifecycle, services
 from training.console import models as _rollup_models  # noqa: F401  (registers them at start-up)
 from training.console.rollup import ecosystem_of
 from training.models import RunEvent, TrainingRun
@@ -26,6 +26,7 @@ from training.orchestrator.client import OrchestratorError
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.tasks import refresh_run_task
+from vocabulary import catalog
 
 COUNT_CAP = 10_000
 MAX_ACTION_RUNS = 100  # cancel/retry act on at most this many selected runs

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from flags import conf as rollout_conf
 from flags.tiers import is_moderator
-from training import catalog, selectors
+from training import selectors
 from training.console.models import (
     Basis,
     RollupState,
@@ -32,6 +32,7 @@ from training.console.models import (
 from training.console.rollup import AI_TOOLKIT_BASES, PARAMS, ecosystem_of, rollup_ensure_fresh
 from training.console.sketch import Distribution
 from training.console.windows import WINDOWS, rows_for_window
+from vocabulary import catalog
 
 DEFAULT_WINDOW = 30
 SUCCESS_TARGET = 0.9  # plan, Post-Launch Metrics: 90 %+ success with AI Toolkit

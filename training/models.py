@@ -6,7 +6,7 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 
-from training import catalog
+from vocabulary import catalog
 
 
 class RunStatus(models.TextChoices):

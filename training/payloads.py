@@ -8,8 +8,8 @@ from uuid import UUID
 from training.orchestrator import contracts
 from training.orchestrator.callbacks import callback_url
 from training.orchestrator.contracts import RunLike
-from training.params import Problem
 from training.runspec import RunRejected
+from vocabulary.params import Problem
 
 # Previews have no run yet: they show the body with this id in its place.
 PREVIEW_RUN_ID = UUID(int=0)

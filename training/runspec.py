@@ -10,10 +10,10 @@ from typing import Any
 
 from experiments.defaults import effective_defaults
 from flags import is_feature_active
-from training import catalog
-from training.catalog import BaseModel, Engine
 from training.orchestrator import contracts
-from training.params import Problem, resolve_params
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel, Engine
+from vocabulary.params import Problem, resolve_params
 
 _URN_AIR = re.compile(
     r"^urn:air:(?P<ecosystem>[a-zA-Z0-9_\-]+):(?P<type>[a-zA-Z0-9_\-]+):"

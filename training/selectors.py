@@ -13,9 +13,9 @@ from django.utils import timezone
 from experiments.defaults import effective_defaults
 from experiments.defaults import snapshot as defaults_snapshot
 from flags import is_feature_active
-from training import catalog
 from training.models import RunStatus, TrainingRun
 from training.runspec import ai_toolkit_unavailable
+from vocabulary import catalog
 
 # A run counts as finished when it ended on its own; a user's cancel says nothing about the engine.
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.EXPIRED)

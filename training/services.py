@@ -13,16 +13,16 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from training import catalog
 from training.lifecycle import transition
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
 from training.orchestrator.contracts import active as active_contract
-from training.params import Problem
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
 from training.rows import run_insert_within_cap
 from training.runspec import RunRejected, RunSpec, resolve_run
 from training.tasks import submit_run_task
+from vocabulary import catalog
+from vocabulary.params import Problem
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class Estimate:
 def training_run_estimate(*, spec: RunSpec) -> Estimate:
     """The orchestrator's whatif answer for the exact body this run would send; cached briefly
     by request content so a form's repeated asks cost one call."""
-    from training.params import run_warnings
+    from vocabulary.params import run_warnings
 
     body = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
     key = _estimate_key(body)

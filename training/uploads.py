@@ -18,8 +18,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
-from training import catalog
-from training.catalog import MediaType
+from vocabulary import catalog
+from vocabulary.catalog import MediaType
 
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "webm")

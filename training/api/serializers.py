@@ -10,10 +10,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from training import catalog
 from training.models import ENGINE_CHOICES, RunEvent, TrainingRun
 from training.payloads import workflow_body
 from training.runspec import resolve_run
+from vocabulary import catalog
 
 
 class StrictIntegerField(serializers.IntegerField):

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training import catalog, lifecycle, selectors, services
+from training import lifecycle, selectors, services
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -33,6 +33,7 @@ from training.api.throttling import AtomicScopedRateThrottle
 from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.callbacks import callback_token_valid
+from vocabulary import catalog
 
 E400 = OpenApiResponse(ErrorSerializer, description="Invalid input: every problem with its field.")
 E401 = OpenApiResponse(ErrorSerializer, description="Not logged in.")

@@ -187,7 +187,7 @@ class _Exposition:
 
 
 def render_prometheus(snap: OpsSnapshot) -> str:
-    from training import catalog
+    from vocabulary import catalog
 
     out = _Exposition()
     engines = list(catalog.ENGINES)

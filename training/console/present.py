@@ -6,7 +6,6 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from training import catalog
 from training.console import charts
 from training.metrics import (
     PARAM_LABELS,
@@ -15,6 +14,7 @@ from training.metrics import (
     GroupStats,
     ParamUsage,
 )
+from vocabulary import catalog
 
 DASH = "—"  # no data: never 0, which would read as a measured zero
 

@@ -29,7 +29,6 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from training import catalog
 from training.console.models import (
     Basis,
     RollupState,
@@ -45,6 +44,7 @@ from training.console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
 from training.console.windows import snapshot_windows
 from training.models import RunEvent, RunStatus, TrainingRun
 from training.selectors import FINISHED_STATUSES
+from vocabulary import catalog
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,13 @@ from django.core.files.uploadedfile import UploadedFile
 from django.http import QueryDict
 
 from experiments.defaults import effective_defaults
-from training import catalog, uploads
+from training import uploads
 from training.api.errors import _flatten, _group
 from training.api.serializers import RunInputSerializer
-from training.catalog import BaseModel, Engine, ParamSpec
-from training.params import kohya_to_ai_toolkit
 from training.runspec import FeatureNotActive, RunRejected, RunSpec
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel, Engine, ParamSpec
+from vocabulary.params import kohya_to_ai_toolkit
 
 # AI Toolkit's trainTextEncoder is derived from the text encoder rate by the mapping (0 = off).
 DERIVED_ON_PAGE = {"trainTextEncoder": "textEncoderLR"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flags.tiers import is_moderator, user_tier
-from training import catalog
 from training.models import ACTIVE_STATUSES, TrainingRun
 from training.services import RETRYABLE
+from vocabulary import catalog
 
 
 def navigation(request: Any) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from flags.gates import feature_state, feature_states
 from flags.registry import FEATURES, UnknownFeature
 from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference_set
-from training import catalog, selectors, services, uploads
+from training import selectors, services, uploads
 from training.api.throttling import AtomicScopedRateThrottle
 from training.models import ACTIVE_STATUSES, TrainingRun
 from training.payloads import workflow_body
@@ -36,6 +36,7 @@ from training.web.forms import (
     page_catalog,
 )
 from training.web.present import navigation, run_summary
+from vocabulary import catalog
 
 RUN_LIST_LIMIT = 50
 

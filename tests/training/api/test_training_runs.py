@@ -10,9 +10,9 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from tests.conftest import run_body
-from training import catalog
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.contracts import beta12
+from vocabulary import catalog
 
 ALL_PAIRS = [(k, e) for k, m in catalog.BASE_MODELS.items() for e in m.engines]
 URL = "/api/v1/training-runs/"

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from training import catalog
 from training.orchestrator.contracts import beta12
 from training.runspec import RunSpec
+from vocabulary import catalog
 
 ALL_PAIRS = [(k, e) for k, m in catalog.BASE_MODELS.items() for e in m.engines]
 

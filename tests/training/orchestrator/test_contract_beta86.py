@@ -16,11 +16,11 @@ from rest_framework.test import APIClient
 
 from tests.conftest import run_body
 from tests.training.orchestrator.test_contract_beta12 import spec_for
-from training import catalog
 from training.models import TrainingRun
 from training.orchestrator import contracts
 from training.orchestrator.contracts import beta12, beta86
 from training.runspec import RunSpec
+from vocabulary import catalog
 
 URL = "/api/v1/training-runs/"
 CATALOG = "/api/v1/training-catalog/"

@@ -4,11 +4,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from training.docs_tables import DOC, render
+from vocabulary.docs_tables import DOC, render
 
 
 class Command(BaseCommand):
-    help = "Regenerate the catalog tables in docs/catalog.md from training/catalog.py."
+    help = "Regenerate the catalog tables in docs/catalog.md from vocabulary/catalog.py."
 
     def handle(self, *args: Any, **options: Any) -> None:
         current = DOC.read_text() if DOC.exists() else ""

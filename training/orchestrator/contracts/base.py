@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from training.catalog import BaseModel
+from vocabulary.catalog import BaseModel
 
 
 class RunLike(Protocol):

@@ -25,8 +25,6 @@ from pydantic import (
     ValidationError,
 )
 
-from training import catalog
-from training.catalog import BaseModel as CatalogBaseModel
 from training.orchestrator.contracts.base import (
     RunLike,
     WireError,
@@ -36,6 +34,8 @@ from training.orchestrator.contracts.base import (
     wire_errors,
     workflow_state,
 )
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel as CatalogBaseModel
 
 NAME = "beta12"
 AI_TOOLKIT_EPOCHS = (1, 20)  # TrainingInput.epochs (§2.1)

@@ -20,8 +20,6 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 
-from training import catalog
-from training.catalog import BaseModel as CatalogBaseModel
 from training.orchestrator.contracts.base import (
     RunLike,
     WireError,
@@ -37,6 +35,8 @@ from training.orchestrator.contracts.beta86_schema import (
     ECOSYSTEMS_WITH_MODEL,
     validate_workflow,
 )
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel as CatalogBaseModel
 
 NAME = "beta86"
 AI_TOOLKIT_EPOCHS = (1, 200)  # AIToolkitTrainingInput.epochs (§6.2): checkpoints kept

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from training.docs_tables import DOC, END, START, render
+from vocabulary.docs_tables import DOC, END, START, render
 
 
 def test_the_catalog_tables_in_the_docs_match_the_code() -> None:
@@ -10,7 +10,7 @@ def test_the_catalog_tables_in_the_docs_match_the_code() -> None:
 
 
 def test_the_generated_tables_name_every_base_model_and_engine() -> None:
-    from training import catalog
+    from vocabulary import catalog
 
     text = DOC.read_text()
     for key in catalog.BASE_MODELS:

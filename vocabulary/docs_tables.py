@@ -1,11 +1,11 @@
-"""Markdown tables restating the catalog, generated from training/catalog.py so docs/catalog.md
+"""Markdown tables restating the catalog, generated from vocabulary/catalog.py so docs/catalog.md
 can never drift from the code (tests/training/test_docs_tables.py compares them)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from training import catalog
+from vocabulary import catalog
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "catalog.md"
 START, END = "<!-- generated:catalog -->", "<!-- /generated:catalog -->"

@@ -2,7 +2,7 @@
 
 Parameters arrive with engine-native names. Each problem is reported with its path
 (`params.lr`), a machine code and a message that says what to do; all problems are reported at
-once. Limits come from training/catalog.py only.
+once. Limits come from vocabulary/catalog.py only.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from training import catalog
-from training.catalog import BaseModel, Engine, ParamSpec, ParamValue
+from vocabulary import catalog
+from vocabulary.catalog import BaseModel, Engine, ParamSpec, ParamValue
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from training import catalog
 from training.orchestrator.contracts.base import air_regex
+from vocabulary import catalog
 
 B12_AIR = air_regex(r"a-zA-Z0-9_\-/.=,")
 ALL_PAIRS = [(k, e) for k, m in catalog.BASE_MODELS.items() for e in m.engines]
