@@ -35,6 +35,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports  # the layers of DESIGN.md §2 (.importlinter)
 
 typecheck: install
 	$(VENV)/bin/mypy

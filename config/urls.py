@@ -1,14 +1,14 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-urlpatterns = [
+urlpatterns: list[URLPattern | URLResolver] = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/v1/", include("training.api.urls")),
-    path("api/v1/", include("flags.urls")),
-    path("mod/experiments/", include("experiments.urls")),
+    path("api/v1/", include("training.api.feature_urls")),
+    path("mod/experiments/", include("training.web.experiment_urls")),
     path("mod/", include("training.console.urls")),  # moderator console
     path(
         "", include("training.console.ops_urls")

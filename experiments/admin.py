@@ -26,7 +26,7 @@ from experiments.models import (
     Experiment,
     ExperimentStatus,
 )
-from experiments.views import can_moderate
+from flags.tiers import can_moderate
 
 
 class ModeratorsOnly:

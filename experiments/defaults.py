@@ -169,22 +169,9 @@ def effective_defaults(
     return EffectiveDefaults(values)
 
 
-def active_override_values(ecosystem: str, base_model: str = "") -> dict[str, ParamValue]:
-    """The active overrides of a scope, layered (ecosystem, then base model), from the database:
-    for validating a new arm or override against what it will sit on."""
-    rows = DefaultsOverride.objects.filter(
-        active=True, ecosystem=ecosystem, base_model__in={"", base_model}
-    ).values_list("base_model", "values")
-    layers = sorted(rows, key=lambda r: r[0] != "")  # ecosystem first, base model on top
-    out: dict[str, ParamValue] = {}
-    for _, values in layers:
-        out.update(values or {})
-    return out
-
-
 def scope_defaults(ecosystem: str, base_model: str = "") -> dict[str, ParamValue]:
     """Every editable default of a scope as runs get it now (catalog <- overrides), for audit."""
     specs = scope_specs(ecosystem, base_model)
     merged = {name: s.default for name, s in specs.items() if not s.locked}
-    merged.update(active_override_values(ecosystem, base_model))
+    merged.update(DefaultsOverride.active_values(ecosystem, base_model))
     return merged

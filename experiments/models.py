@@ -138,13 +138,11 @@ class Arm(models.Model):
             experiment = self.experiment
         except Experiment.DoesNotExist:
             return  # checked again when the experiment starts
-        from experiments.defaults import active_override_values
-
         problems = value_problems(
             ecosystem=experiment.ecosystem,
             base_model=experiment.base_model,
             values=self.overrides,
-            layered_on=active_override_values(experiment.ecosystem, experiment.base_model),
+            layered_on=DefaultsOverride.active_values(experiment.ecosystem, experiment.base_model),
         )
         if problems:
             raise ValidationError({"overrides": problems})
@@ -198,13 +196,24 @@ class DefaultsOverride(models.Model):
     def scope(self) -> str:
         return self.ecosystem + (f"/{self.base_model}" if self.base_model else "")
 
+    @classmethod
+    def active_values(cls, ecosystem: str, base_model: str = "") -> dict[str, Any]:
+        """The active overrides of a scope, layered (ecosystem, then base model), from the
+        database: for validating a new arm or override against what it will sit on."""
+        rows = cls.objects.filter(
+            active=True, ecosystem=ecosystem, base_model__in={"", base_model}
+        ).values_list("base_model", "values")
+        layers = sorted(rows, key=lambda r: r[0] != "")  # ecosystem first, base model on top
+        out: dict[str, Any] = {}
+        for _, values in layers:
+            out.update(values or {})
+        return out
+
     def clean(self) -> None:
         layered: dict[str, Any] = {}
         if self.base_model:
-            from experiments.defaults import active_override_values
-
             # A base model's override sits on its ecosystem's; check the combination.
-            layered = active_override_values(self.ecosystem, "")
+            layered = DefaultsOverride.active_values(self.ecosystem, "")
         problems = value_problems(
             ecosystem=self.ecosystem,
             base_model=self.base_model,

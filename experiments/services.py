@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from experiments.defaults import active_override_values, invalidate, scope_defaults
+from experiments.defaults import invalidate, scope_defaults
 from experiments.models import (
     Arm,
     DefaultsChange,
@@ -249,7 +249,9 @@ def defaults_override_rollback(
     restored: DefaultsOverride | None = None
     if current.replaced_id is not None:
         restored = DefaultsOverride.objects.select_for_update().get(pk=current.replaced_id)
-        layered = active_override_values(current.ecosystem, "") if current.base_model else {}
+        layered = (
+            DefaultsOverride.active_values(current.ecosystem, "") if current.base_model else {}
+        )
         problems = value_problems(
             ecosystem=restored.ecosystem,
             base_model=restored.base_model,

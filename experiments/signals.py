@@ -8,16 +8,15 @@ from typing import Any
 
 from django.db.models.signals import post_delete, post_save
 
+from experiments.defaults import invalidate
+from experiments.models import Arm, DefaultsOverride, Experiment
+
 
 def _changed(sender: Any, **kwargs: Any) -> None:
-    from experiments.defaults import invalidate
-
     invalidate()
 
 
 def connect() -> None:
-    from experiments.models import Arm, DefaultsOverride, Experiment
-
     for model in (Experiment, Arm, DefaultsOverride):
         uid = f"experiments.snapshot.{model.__name__}"
         post_save.connect(_changed, sender=model, dispatch_uid=uid + ".save")

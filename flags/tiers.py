@@ -28,3 +28,8 @@ def is_moderator(user: Any) -> bool:
     if user is None or not user.is_authenticated:
         return False
     return bool(user.groups.filter(name=MOD).exists())
+
+
+def can_moderate(user: Any) -> bool:
+    """Moderators' pages and admin: the `mod` group, or a superuser."""
+    return bool(user.is_authenticated and (user.is_superuser or is_moderator(user)))

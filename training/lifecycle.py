@@ -552,12 +552,15 @@ def callback_record(*, run_id: UUID | str, workflow_id: str, status: str) -> str
     })  # fmt: skip
     if not run.workflow_id:
         return "recorded"  # our submit answer is not in yet; the reconciler finds it by tag
-    if not run.is_terminal:
-        transaction.on_commit(lambda: _enqueue_refresh(str(run.pk)), robust=True)
-    return "accepted"
+    if run.is_terminal:
+        return "finished"  # a finished run never changes: nothing to fetch
+    return "accepted"  # the caller queues a fresh GET (tasks sit above this module)
 
 
-def _enqueue_refresh(run_id: str) -> None:
-    from training.tasks import refresh_run_task
-
-    refresh_run_task.delay(run_id)
+def run_submit_deadline_passed(*, run_id: str) -> bool:
+    """Past this age a run that still could not be submitted fails instead of waiting longer."""
+    created = TrainingRun.objects.filter(pk=run_id).values_list("created_at", flat=True).first()
+    return (
+        created is None
+        or (timezone.now() - created).total_seconds() > settings.SUBMIT_DEADLINE_SECONDS
+    )

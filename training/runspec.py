@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from experiments.defaults import effective_defaults
-from flags import is_feature_active
+from flags.gates import is_feature_active
 from training.orchestrator import contracts
 from vocabulary import catalog
 from vocabulary.catalog import BaseModel, Engine

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from experiments.defaults import effective_defaults
 from experiments.defaults import snapshot as defaults_snapshot
-from flags import is_feature_active
+from flags.gates import is_feature_active
 from training.models import RunStatus, TrainingRun
 from training.runspec import ai_toolkit_unavailable
 from vocabulary import catalog

@@ -13,6 +13,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+from training import lifecycle
 from training.lifecycle import transition
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
@@ -20,7 +21,7 @@ from training.orchestrator.contracts import active as active_contract
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
 from training.rows import run_insert_within_cap
 from training.runspec import RunRejected, RunSpec, resolve_run
-from training.tasks import submit_run_task
+from training.tasks import refresh_run_task, submit_run_task
 from vocabulary import catalog
 from vocabulary.params import Problem
 
@@ -212,10 +213,9 @@ def _is_locked(run: TrainingRun, name: str) -> bool:
     return spec is None or spec.locked or (name == "textEncoderLr" and run.params.get(name) is None)
 
 
-def run_submit_deadline_passed(*, run_id: str) -> bool:
-    """Past this age a run that still could not be submitted fails instead of waiting longer."""
-    created = TrainingRun.objects.filter(pk=run_id).values_list("created_at", flat=True).first()
-    return (
-        created is None
-        or (timezone.now() - created).total_seconds() > settings.SUBMIT_DEADLINE_SECONDS
-    )
+def callback_accept(*, run_id: str, workflow_id: str, status: str) -> str:
+    """Record an orchestrator callback; for a live run, queue a fresh GET once this commits."""
+    result = lifecycle.callback_record(run_id=run_id, workflow_id=workflow_id, status=status)
+    if result == "accepted":
+        transaction.on_commit(lambda: refresh_run_task.delay(str(run_id)), robust=True)
+    return result

@@ -28,9 +28,7 @@ def submit_run_task(self: Task[Any, Any], run_id: str) -> str:
         return lifecycle.run_submit(run_id=run_id, is_retry=self.request.retries > 0).status
     except lifecycle.Retry as exc:
         if self.request.retries >= settings.SUBMIT_MAX_RETRIES:
-            from training.services import run_submit_deadline_passed  # services enqueues us
-
-            if run_submit_deadline_passed(run_id=run_id):
+            if lifecycle.run_submit_deadline_passed(run_id=run_id):
                 lifecycle.run_submit_exhausted(
                     run_id=run_id, error=f"{exc.error.kind}: {exc.error}"
                 )

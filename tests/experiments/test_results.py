@@ -14,9 +14,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from experiments.models import Experiment
-from experiments.selectors import experiment_results
 from tests.conftest import make_user
 from tests.experiments.conftest import arm_named, make_experiment
+from training.experiment_results import experiment_results
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db

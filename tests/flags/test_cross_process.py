@@ -26,7 +26,7 @@ import django
 
 django.setup()
 from django.contrib.auth.models import User
-from flags import is_feature_active
+from flags.gates import is_feature_active
 
 user = User.objects.get(pk=int(sys.argv[1]))
 print("ready", flush=True)

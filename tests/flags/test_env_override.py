@@ -12,9 +12,9 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 
-from flags import env, is_feature_active
+from flags import env
 from flags.env import parse_feature_env
-from flags.gates import is_feature_available
+from flags.gates import is_feature_active, is_feature_available
 from flags.registry import SD3_TRAINING, env_name_for
 from tests.flags.helpers import AI, at_stage, opt_in
 

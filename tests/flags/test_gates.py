@@ -9,8 +9,7 @@ import pytest
 from django.contrib.auth.models import Group
 from waffle.models import Flag
 
-from flags import is_feature_active
-from flags.gates import feature_state, feature_states, is_feature_available
+from flags.gates import feature_state, feature_states, is_feature_active, is_feature_available
 from flags.registry import SD3_TRAINING, UnknownFeature
 from flags.services import flag_set_availability, rollout_rollback
 from flags.tiers import is_moderator, user_tier

@@ -9,7 +9,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from flags import is_feature_active
+from flags.gates import is_feature_active
 from tests.flags.helpers import AI, at_stage
 
 pytestmark = pytest.mark.django_db

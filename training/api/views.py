@@ -333,7 +333,7 @@ class OrchestratorCallbackView(APIView):
             raise Unauthorized("Missing or wrong callback token.", code="bad_callback_token")
         event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
         event.is_valid(raise_exception=True)
-        result = lifecycle.callback_record(
+        result = services.callback_accept(
             run_id=run_id,
             workflow_id=event.validated_data["workflowId"],
             status=event.validated_data["status"],

@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from flags import is_feature_active
+from flags.gates import is_feature_active
 from tests.flags.helpers import AI, at_stage, opt_in
 from tests.training.web.helpers import form_data, make_run
 from training.models import TrainingRun

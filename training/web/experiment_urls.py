@@ -1,6 +1,6 @@
 from django.urls import URLPattern, path
 
-from experiments import views
+from training.web import experiments as views
 
 app_name = "experiments"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from flags import api
+from training.api import features as api
 
 urlpatterns = [
     path("features/", api.FeatureListView.as_view(), name="features-list"),

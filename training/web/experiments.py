@@ -16,15 +16,12 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from experiments import selectors, services
+from experiments import services
 from experiments.models import DefaultsOverride, Experiment, ExperimentStatus
-from flags.tiers import is_moderator
+from flags.tiers import can_moderate
+from training import experiment_results as selectors
 
 View = Callable[..., HttpResponse]
-
-
-def can_moderate(user: Any) -> bool:
-    return bool(user.is_authenticated and (user.is_superuser or is_moderator(user)))
 
 
 def moderators_only(view: View) -> View:
