@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -139,15 +138,6 @@ class RunEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_status}->{self.to_status}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "at": self.created_at.isoformat(),
-            "kind": self.kind,
-            "from": self.from_status,
-            "to": self.to_status,
-            "message": self.message,
-        }
 
 
 class IdempotencyKey(models.Model):

@@ -13,7 +13,7 @@ accept is valid on the wire; docs/decisions.md lists each such choice.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Literal
 
@@ -424,27 +424,3 @@ OPTIMIZER_TO_AI_TOOLKIT: dict[str, str] = {
     "Adafactor": "adafactor",
     "Prodigy": "prodigy",
 }
-
-
-@dataclass(frozen=True)
-class EngineAvailability:
-    engine: Engine
-    available: bool
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class CatalogEntry:
-    base: BaseModel
-    engines: tuple[EngineAvailability, ...] = field(default_factory=tuple)
-
-
-def base_model(key: str) -> BaseModel | None:
-    return BASE_MODELS.get(key)
-
-
-def families() -> list[tuple[str, list[BaseModel]]]:
-    grouped: dict[str, list[BaseModel]] = {}
-    for model in BASE_MODELS.values():
-        grouped.setdefault(model.family, []).append(model)
-    return list(grouped.items())

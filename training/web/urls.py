@@ -24,7 +24,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("runs/<uuid:run_id>/cancel", views.run_cancel, name="page-run-cancel"),
     path("runs/<uuid:run_id>/retry", views.run_retry, name="page-run-retry"),
     path("settings/features", views.features, name="page-features"),
-    # The address flags/web_urls.py uses for the same page; one page answers both.
+    # The same page with a trailing slash: either spelling works.
     path("settings/features/", views.features),
 ]
 
