@@ -1,5 +1,5 @@
-"""Baseline endpoint for bench/submit_api.py, mounted only when BENCH_MODE is on: the floor of
-what creating a run must cost (authentication, one insert, one enqueue), to measure against."""
+"""Baseline endpoint for bench/submit_api.py, mounted only by the benchmarks' own settings
+(bench/settings.py, never the production ones): the floor of what creating a run must cost (authentication, one insert, one enqueue), to measure against."""
 
 from __future__ import annotations
 

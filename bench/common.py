@@ -24,6 +24,8 @@ def bench_env(db: str, **extra: str) -> dict[str, str]:
         "DATABASE_URL": f"{PG}/{db}",
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "DEBUG": "false",
+        # The production settings plus the baseline endpoint and the emulator (bench/settings.py).
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
         "SECRET_KEY": "bench-" + secrets.token_urlsafe(48),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_SSL_REDIRECT": "false",

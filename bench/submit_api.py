@@ -1,5 +1,5 @@
 """API benchmark: POST /api/v1/training-runs/ next to a baseline endpoint that does only
-authentication, one insert and one enqueue (BENCH_MODE), both served by gunicorn with 2 workers
+authentication, one insert and one enqueue (bench/baseline.py), both served by gunicorn with 2 workers
 on PostgreSQL and Redis, under 16 concurrent clients. Reports throughput and p50/p99 of both and
 their ratios (targets: throughput >= 0.7x baseline, p99 <= 1.5x baseline), and the number of
 queries per create, which must not grow with stored runs or flags.
@@ -144,7 +144,7 @@ def main() -> int:
     warmup = 50
     creates = warmup + total * rounds
     users = -(-creates // (CAP - 1))  # each user keeps one below the cap
-    env = bench_env(DB, BENCH_MODE="true", TRAINING_MAX_ACTIVE_RUNS=str(CAP))
+    env = bench_env(DB, TRAINING_MAX_ACTIVE_RUNS=str(CAP))
     for name in ("THROTTLE_RUN_CREATE", "THROTTLE_RUN_ESTIMATE"):
         env.pop(name)  # the defaults (30 creates a minute) hold for each user
     manage(env, "migrate", "--noinput")

@@ -40,14 +40,21 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return number
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
+) -> float:
     value = os.environ.get(name)
     if value is None or value == "":
         return default
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name}={value!r} is not a number.") from None
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name}={number} must be at least {minimum}.")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{name}={number} must be at most {maximum}.")
+    return number
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -55,6 +62,11 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None or value.strip() == "":
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_prefixed(prefix: str) -> dict[str, str]:
+    """Every variable whose name starts with `prefix` (a family such as FEATURE_FLAG_*)."""
+    return {name: value for name, value in os.environ.items() if name.startswith(prefix)}
 
 
 def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:

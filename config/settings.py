@@ -9,7 +9,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_float, env_int, env_list, env_prefixed, env_str
 
 # Lets generic Django classes (admin.ModelAdmin[Run]) be subscripted at run time, for mypy.
 django_stubs_ext.monkeypatch()
@@ -38,11 +38,14 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "waffle",
+    "config.apps.ProjectConfig",  # the system checks of dangerous combinations (config/checks.py)
     "flags",
     "training",
-    "emulator",
     "experiments",
 ]
+if DEBUG:
+    # The bundled orchestrator emulator is for development and tests only (DESIGN.md §2).
+    INSTALLED_APPS.append("emulator")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -202,8 +205,11 @@ ORCHESTRATOR_CONTRACT = env_choice("ORCHESTRATOR_CONTRACT", "beta12", ("beta12",
 ORCHESTRATOR_CURRENCIES = env_list("ORCHESTRATOR_CURRENCIES", [])
 ORCHESTRATOR_CONNECT_TIMEOUT = env_float("ORCHESTRATOR_CONNECT_TIMEOUT", 3.05)
 ORCHESTRATOR_READ_TIMEOUT = env_float("ORCHESTRATOR_READ_TIMEOUT", 20.0)
+# The CA bundle for the orchestrator's TLS, under requests' own names (read once, not per call).
+ORCHESTRATOR_CA_BUNDLE = env_str("REQUESTS_CA_BUNDLE", env_str("CURL_CA_BUNDLE", ""))
 PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
-# Per-run callback tokens are HMACs of the run id under this secret.
+# Per-run callback tokens are HMACs of the run id under this secret; without one of its own it
+# falls back to SECRET_KEY (a system check warns about that with DEBUG off: config/checks.py).
 CALLBACK_SECRET = env_str("CALLBACK_SECRET", SECRET_KEY)
 
 # Celery: Redis when configured, otherwise kombu's filesystem transport under var/.
@@ -232,10 +238,19 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2}
 
-# Mounts the baseline endpoint bench/submit_api.py measures against; never on in production.
-BENCH_MODE = env_bool("BENCH_MODE", False)
+# True only in bench/settings.py, which mounts the baseline endpoint bench/submit_api.py measures
+# against; a deploy check refuses it (config/checks.py).
+BENCH_MODE = False
 # Bearer token for /metrics; empty means only loopback addresses may scrape it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+# The console's rollups: a reader refreshes rollups older than this.
+TRAINING_ROLLUP_MAX_AGE_SECONDS = env_float("TRAINING_ROLLUP_MAX_AGE_SECONDS", 60.0, minimum=0)
+# The rollout guard (flags/conf.py): AI Toolkit's success rate over the window, on enough runs.
+ROLLOUT_MIN_SUCCESS_RATE = env_float("ROLLOUT_MIN_SUCCESS_RATE", 0.9, minimum=0, maximum=1)
+ROLLOUT_MIN_FINISHED_RUNS = env_int("ROLLOUT_MIN_FINISHED_RUNS", 20, minimum=1)
+ROLLOUT_WINDOW_DAYS = env_int("ROLLOUT_WINDOW_DAYS", 14, minimum=1)
+# FEATURE_FLAG_<KEY> overrides (flags/env.py parses and checks them at start-up).
+FEATURE_FLAG_OVERRIDES = env_prefixed("FEATURE_FLAG_")
 TRAINING_MAX_ACTIVE_RUNS = env_int("TRAINING_MAX_ACTIVE_RUNS", 5, minimum=1)
 TRAINING_UPLOAD_MAX_BYTES = env_int("TRAINING_UPLOAD_MAX_BYTES", 512 * 1024 * 1024, minimum=1)
 IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 48, minimum=24)

@@ -10,12 +10,12 @@ class FlagsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from flags import conf, env
+        from flags import env
         from flags.services import features_sync_after_migrate
 
-        # Unreadable FEATURE_FLAG_* or ROLLOUT_* values stop start-up here (ImproperlyConfigured).
+        # Unreadable FEATURE_FLAG_* values stop start-up here (ImproperlyConfigured); the
+        # ROLLOUT_* values are checked by their readers in config/settings.py.
         env.load()
-        conf.check()
         # After every migrate (and every test-database flush): create missing flags, the tier
         # groups and the moderators' permissions; never overwrite a moderator's edits.
         post_migrate.connect(

@@ -1,38 +1,18 @@
-"""Rollout guard settings: a Django setting of the same name wins (tests use override_settings),
-else the environment variable, else the default. Read on every use, checked at start-up."""
+"""The rollout guard's settings, declared and range-checked in config/settings.py; read on every
+use so that tests can change them with override_settings."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-
-from config.env import env_float, env_int
 
 
 def rollout_min_success_rate() -> float:
-    value = getattr(settings, "ROLLOUT_MIN_SUCCESS_RATE", None)
-    rate = float(value) if value is not None else env_float("ROLLOUT_MIN_SUCCESS_RATE", 0.9)
-    if not 0.0 <= rate <= 1.0:
-        raise ImproperlyConfigured(f"ROLLOUT_MIN_SUCCESS_RATE={rate} must be between 0 and 1.")
-    return rate
+    return float(settings.ROLLOUT_MIN_SUCCESS_RATE)
 
 
 def rollout_min_finished_runs() -> int:
-    value = getattr(settings, "ROLLOUT_MIN_FINISHED_RUNS", None)
-    if value is not None:
-        return int(value)
-    return env_int("ROLLOUT_MIN_FINISHED_RUNS", 20, minimum=1)
+    return int(settings.ROLLOUT_MIN_FINISHED_RUNS)
 
 
 def rollout_window_days() -> int:
-    value = getattr(settings, "ROLLOUT_WINDOW_DAYS", None)
-    if value is not None:
-        return int(value)
-    return env_int("ROLLOUT_WINDOW_DAYS", 14, minimum=1)
-
-
-def check() -> None:
-    """Raise ImproperlyConfigured now rather than on the first promotion."""
-    rollout_min_success_rate()
-    rollout_min_finished_runs()
-    rollout_window_days()
+    return int(settings.ROLLOUT_WINDOW_DAYS)

@@ -4,18 +4,18 @@
 comma list of availability keywords (`mod,gold`) replaces its availability. An override beats the
 waffle row, so it is meant for testing and emergencies; toggleable features still respect the
 user's own preference. Anything unreadable stops start-up: `FlagsConfig.ready()` parses
-`os.environ`, and config/settings.py may call `parse_feature_env(os.environ)` to fail even earlier.
+`settings.FEATURE_FLAG_OVERRIDES` (every FEATURE_FLAG_* variable, config/settings.py).
 
 Unlike Civitai (facts §4.3: unknown words dropped, so `=true` silently means *off*), nothing here is
 dropped: an unknown keyword, an empty item or an unknown feature name is an error."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from flags.registry import FEATURES, KEYWORDS, USER
@@ -73,7 +73,7 @@ _overrides: dict[str, Availability] = {}
 def load(environ: Mapping[str, str] | None = None) -> dict[str, Availability]:
     global _overrides
     # Replacing the whole dict: a reload never keeps an override that was removed from the env.
-    _overrides = parse_feature_env(os.environ if environ is None else environ)
+    _overrides = parse_feature_env(settings.FEATURE_FLAG_OVERRIDES if environ is None else environ)
     return dict(_overrides)
 
 

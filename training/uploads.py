@@ -23,7 +23,6 @@ from vocabulary.catalog import MediaType
 
 IMAGE_EXTENSIONS: tuple[str, ...] = ("png", "jpg", "jpeg", "webp")
 VIDEO_EXTENSIONS: tuple[str, ...] = ("mp4", "webm")
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 UPLOAD_DIR = "training-data"  # <UPLOAD_DIR>/<user id>/<uuid>.zip in Django's storage
 _COUNT_TTL = 24 * 3600  # the count of a stored zip never changes; re-read it at most daily
 
@@ -52,7 +51,7 @@ class StoredZip:
 
 
 def upload_max_bytes() -> int:
-    return int(getattr(settings, "TRAINING_UPLOAD_MAX_BYTES", DEFAULT_MAX_BYTES))
+    return int(settings.TRAINING_UPLOAD_MAX_BYTES)
 
 
 def _extensions(media_type: MediaType) -> tuple[str, ...]:

@@ -1,4 +1,3 @@
-from django.conf import settings
 from django.urls import path
 
 from training.api import views
@@ -24,8 +23,3 @@ urlpatterns = [
         name="orchestrator-callback",
     ),
 ]
-
-if settings.BENCH_MODE:
-    from training.api.bench import BenchBaselineView
-
-    urlpatterns.append(path("bench/baseline/", BenchBaselineView.as_view(), name="bench-baseline"))

@@ -37,7 +37,7 @@ HEALTH_TIMEOUT_SECONDS = 2.0
 
 
 def metrics_token() -> str:
-    return str(getattr(settings, "METRICS_TOKEN", "") or "")
+    return settings.METRICS_TOKEN
 
 
 def _is_loopback(address: str | None) -> bool:
@@ -338,7 +338,7 @@ def _orchestrator() -> str:
 
 def health() -> tuple[bool, dict[str, Any]]:
     checks = {"database": _timed(_database)}
-    if getattr(settings, "REDIS_URL", ""):
+    if settings.REDIS_URL:
         checks["redis"] = _timed(_redis)
     else:
         checks["redis"] = Check("not configured", 0, "REDIS_URL is not set")

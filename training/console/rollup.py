@@ -53,7 +53,6 @@ STATE_KEY = "runs"
 # a slow commit is never missed (recomputing a day twice is harmless).
 OVERLAP = timedelta(minutes=2)
 BACKFILL_DAYS = 7
-DEFAULT_MAX_AGE_SECONDS = 60.0
 DEFAULT_REQUEST_BUDGET_SECONDS = 2.0  # backfill time a reader's request may spend
 
 TERMINAL = (*FINISHED_STATUSES, RunStatus.CANCELED)
@@ -462,7 +461,7 @@ def rollup_refresh(
 
 
 def max_age_seconds() -> float:
-    return float(getattr(settings, "TRAINING_ROLLUP_MAX_AGE_SECONDS", DEFAULT_MAX_AGE_SECONDS))
+    return float(settings.TRAINING_ROLLUP_MAX_AGE_SECONDS)
 
 
 def rollup_ensure_fresh() -> RollupState | None:

@@ -9,7 +9,6 @@ list of success codes per call, and typed errors the worker can act on.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from functools import cache
@@ -109,9 +108,8 @@ class OrchestratorClient:
         # are read once here instead, for this base URL (NO_PROXY included), and so is the CA
         # bundle; the environment is not expected to change under a running process.
         self.session.proxies = requests.utils.get_environ_proxies(self.base_url)
-        bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
-        if bundle:
-            self.session.verify = bundle
+        if settings.ORCHESTRATOR_CA_BUNDLE:
+            self.session.verify = settings.ORCHESTRATOR_CA_BUNDLE
         self.session.trust_env = False
 
     def _call(

@@ -53,7 +53,7 @@ _PREVIEW_RUN_ID = str(UUID(int=0))
 
 def currencies() -> list[str]:
     """ORCHESTRATOR_CURRENCIES, checked against BuzzClientAccount before anything is sent."""
-    values = [str(v) for v in getattr(settings, "ORCHESTRATOR_CURRENCIES", [])]
+    values = [str(v) for v in settings.ORCHESTRATOR_CURRENCIES]
     unknown = [v for v in values if v not in CURRENCIES]
     if unknown:
         raise ImproperlyConfigured(
