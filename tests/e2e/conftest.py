@@ -1,4 +1,4 @@
-"""Browser tests: headless Chromium (Debian's, driven by Playwright through its executable path)
+"""Browser tests: headless Chromium (the machine's, driven by Playwright through its executable path)
 against the real stack — gunicorn web and a Celery worker as subprocesses with a private Redis —
 and the orchestrator emulator in process with fast timings. One stack serves the whole module."""
 
@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -17,9 +16,8 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from flags import env
-from tests.harness import ROOT, Redis, Stack
+from tests.harness import ROOT, Redis, Stack, find_chromium
 
-CHROMIUM = os.environ.get("E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -45,8 +43,6 @@ def emulator() -> Iterator[EmulatorServer]:
 @pytest.fixture(scope="module")
 def stack(django_db_setup: None, emulator: EmulatorServer) -> Iterator[Stack]:
     # django_db_setup: the subprocesses use the test database, so it must exist first.
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     media = tempfile.mkdtemp(prefix="e2e-media-")
     private_redis = Redis()
     private_redis.start()
@@ -91,7 +87,9 @@ def browser() -> Iterator[Browser]:
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     try:
         with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            # Without one, tests/conftest.py skipped the browser tests before they got here.
+            executable = find_chromium() or None
+            chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
             yield chromium
             chromium.close()
     finally:

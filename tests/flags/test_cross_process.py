@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
 from waffle.models import Flag
 
 from flags.services import rollout_promote, rollout_rollback
 from tests.flags.helpers import AI, opt_in
+from tests.harness import database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,16 +35,10 @@ for _line in sys.stdin:
 """
 
 
-def _database_url() -> str:
-    db = connection.settings_dict
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
 class Reader:
     def __init__(self, user_id: int) -> None:
         environ = {k: v for k, v in os.environ.items() if not k.startswith("FEATURE_FLAG_")}
-        environ.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=_database_url())
+        environ.update(DJANGO_SETTINGS_MODULE="config.settings", DATABASE_URL=database_url())
         self.process = subprocess.Popen(
             [sys.executable, "-c", READER, str(user_id)],
             cwd=ROOT,

@@ -18,11 +18,10 @@ from typing import Any
 
 from django.core.cache import caches
 from django.core.cache.backends.redis import RedisCache
+from redis.exceptions import RedisError as REDIS_DOWN
 from rest_framework.request import Request
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
 from rest_framework.views import APIView
-
-from config.cache import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 

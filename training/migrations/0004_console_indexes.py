@@ -22,24 +22,17 @@ INDEXES = [
 
 
 class AddIndexOnline(migrations.AddIndex):
-    """CREATE INDEX CONCURRENTLY on PostgreSQL, so a million-row table keeps taking writes while
-    the index builds; a plain CREATE INDEX elsewhere (SQLite, the dev default)."""
+    """CREATE INDEX CONCURRENTLY, so a million-row table keeps taking writes while the index builds."""
 
     def database_forwards(self, app_label, schema_editor, from_state, to_state):
         model = to_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
-            if schema_editor.connection.vendor == "postgresql":
-                schema_editor.add_index(model, self.index, concurrently=True)
-            else:
-                schema_editor.add_index(model, self.index)
+            schema_editor.add_index(model, self.index, concurrently=True)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state):
         model = from_state.apps.get_model(app_label, self.model_name)
         if self.allow_migrate_model(schema_editor.connection.alias, model):
-            if schema_editor.connection.vendor == "postgresql":
-                schema_editor.remove_index(model, self.index, concurrently=True)
-            else:
-                schema_editor.remove_index(model, self.index)
+            schema_editor.remove_index(model, self.index, concurrently=True)
 
 
 class Migration(migrations.Migration):
