@@ -95,10 +95,10 @@ REDIS_URL = env_str("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "config.cache.ResilientRedisCache",
+            "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "training"),
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 2},
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 2},
         }
     }
 else:
@@ -108,6 +108,10 @@ else:
             "LOCATION": str(VAR_DIR / "cache"),
         }
     }
+# Redis away: cache reads miss and writes are dropped instead of failing the request (flags,
+# estimates and throttles are read on the create path).
+DJANGO_REDIS_IGNORE_EXCEPTIONS = True
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 # Waffle reads flags through the shared cache so web and workers agree (django-practice B.5).
 WAFFLE_CACHE_NAME = "default"
 WAFFLE_FLAG_DEFAULT = False
