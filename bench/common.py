@@ -16,12 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "RESULTS.md"
 PY = sys.executable
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
+# Benchmarks run side by side on a shared server keep to databases of their own.
+DB_SUFFIX = os.environ.get("BENCH_DB_SUFFIX", "")
 
 
 def bench_env(db: str, **extra: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "DATABASE_URL": f"{PG}/{db}",
+        "DATABASE_URL": f"{PG}/{db}{DB_SUFFIX}",
         "REDIS_URL": os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/13"),
         "DEBUG": "false",
         # The production settings plus the baseline endpoint and the emulator (bench/settings.py).
@@ -46,8 +48,8 @@ def recreate_database(db: str) -> None:
     import psycopg
 
     with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{db}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{db}{DB_SUFFIX}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{db}{DB_SUFFIX}"')
 
 
 def manage(env: dict[str, str], *args: str) -> str:

@@ -23,7 +23,7 @@ from training.console import models as _rollup_models  # noqa: F401  (registers 
 from training.console.rollup import ecosystem_of
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.client import OrchestratorError
-from training.payloads import workflow_body
+from training.payloads import stored_workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.tasks import refresh_run_task
 from vocabulary import catalog
@@ -120,7 +120,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
 
     @admin.display(description="Orchestrator payload (exact body)")
     def orchestrator_payload(self, run: TrainingRun) -> str:
-        body = json.dumps(workflow_body(run, run_id=run.id), indent=2)
+        body = json.dumps(stored_workflow_body(run), indent=2)
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", body)
 
     def has_add_permission(self, request: object) -> bool:

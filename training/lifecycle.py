@@ -1,8 +1,9 @@
 """The run's life after it is accepted (DESIGN.md §5): submission, following the workflow,
-reconciliation. Every transition is a compare-and-set on the row (`UPDATE … WHERE id = %s AND
-status = expected`, with its timeline event in the same statement; `transition_row`), acted on only
-when exactly one row changed, so two workers, a late callback and the reconciler can never move a
-run twice or backwards.
+reconciliation. Every transition is an ORM compare-and-set on the row
+(`TrainingRun.objects.filter(pk=…, status=expected).update(…)`, with its timeline event in the same
+transaction; `transition`), acted on only when exactly one row changed, so two workers, a late
+callback and the reconciler can never move a run twice or backwards. Every status change of a run
+is written in this module.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -30,8 +31,7 @@ from training.orchestrator.client import (
     get_client,
 )
 from training.orchestrator.contracts.base import WorkflowState, parse_time
-from training.payloads import workflow_body
-from training.rows import fetch_one
+from training.payloads import stored_workflow_body
 
 log = logging.getLogger(__name__)
 
@@ -59,138 +59,6 @@ FROM_ORCHESTRATOR = {
 }
 
 
-INCREMENT = object()  # a field value meaning "its current value plus one", in the same UPDATE
-
-
-def _transition_sql(
-    run_id: UUID | str,
-    *,
-    expected: RunStatus | str,
-    to: RunStatus | str,
-    kind: str,
-    message: str,
-    data: dict[str, Any] | None,
-    returning: str,
-    fields: dict[str, Any],
-) -> tuple[str, list[Any]]:
-    """PostgreSQL: one statement updates the row, appends the event and returns `returning`, so a
-    transition costs one round trip instead of four (bench/worker_throughput.py). A statement is
-    atomic by itself: the event exists exactly when the update happened."""
-    run_meta, event_meta = TrainingRun._meta, RunEvent._meta
-    q = connection.ops.quote_name
-    now = timezone.now()
-    sets, params = [f"{q('status')} = %s", f"{q('updated_at')} = %s"], [str(to), now]
-    for name, value in fields.items():
-        field: Any = run_meta.get_field(name)
-        column = q(field.column)
-        if value is INCREMENT:
-            sets.append(f"{column} = {column} + 1")
-        else:
-            sets.append(f"{column} = %s")
-            params.append(field.get_db_prep_save(value, connection))
-    data_field: Any = event_meta.get_field("data")
-    event_data = data_field.get_db_prep_save(data or {}, connection)
-    # Only model metadata (table and column names, quoted) is interpolated; values are parameters.
-    sql = (
-        f"WITH moved AS (UPDATE {q(run_meta.db_table)} SET {', '.join(sets)} "  # noqa: S608
-        f"WHERE {q('id')} = %s AND {q('status')} = %s RETURNING {returning}), "
-        f"logged AS (INSERT INTO {q(event_meta.db_table)} "
-        f"({q('run_id')}, {q('created_at')}, {q('kind')}, {q('from_status')}, {q('to_status')}, "
-        f"{q('message')}, {q('data')}) "
-        f"SELECT {q('id')}, %s, %s, %s, %s, %s, %s FROM moved) "
-        f"SELECT {returning} FROM moved"
-    )
-    params += [str(run_id), str(expected), now, str(kind), str(expected), str(to), message,
-               event_data]  # fmt: skip
-    return sql, params
-
-
-def _transition_portable(
-    run_id: UUID | str,
-    *,
-    expected: RunStatus | str,
-    to: RunStatus | str,
-    kind: str,
-    message: str,
-    data: dict[str, Any] | None,
-    fields: dict[str, Any],
-) -> bool:
-    # SQLite (the embedded default): the same compare-and-set in a transaction.
-    values = {k: F(k) + 1 if v is INCREMENT else v for k, v in fields.items()}
-    with transaction.atomic():
-        changed = TrainingRun.objects.filter(pk=run_id, status=expected).update(
-            status=to, updated_at=timezone.now(), **values
-        )
-        if changed != 1:
-            return False
-        RunEvent.objects.create(
-            run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
-            message=message, data=data or {},
-        )  # fmt: skip
-    return True
-
-
-def transition_row(
-    run_id: UUID | str,
-    *,
-    expected: RunStatus | str,
-    to: RunStatus | str,
-    kind: str = RunEvent.Kind.STATUS,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    **fields: Any,
-) -> TrainingRun | None:
-    """Compare-and-set one run from `expected` to `to`, with its timeline event; returns the run
-    as it now is, or None if it was not in `expected` any more (someone else moved it first), in
-    which case nothing changes."""
-    if connection.vendor != "postgresql":
-        moved = _transition_portable(
-            run_id, expected=expected, to=to, kind=kind, message=message, data=data, fields=fields
-        )
-        return TrainingRun.objects.get(pk=run_id) if moved else None
-    q = connection.ops.quote_name
-    columns = [f.column for f in TrainingRun._meta.concrete_fields]
-    sql, params = _transition_sql(
-        run_id, expected=expected, to=to, kind=kind, message=message, data=data,
-        returning=", ".join(q(c) for c in columns), fields=fields,
-    )  # fmt: skip
-    row = fetch_one(sql, params)
-    if row is None:
-        return None
-    # The columns are the model's own, in its field order, so the row becomes a model as a
-    # queryset would build it (the same converters) without re-deriving the mapping every call.
-    values = [
-        _convert(value, converters)
-        for value, converters in zip(row, _row_converters(), strict=True)
-    ]
-    return TrainingRun.from_db(connection.alias, _FIELD_NAMES, values)
-
-
-_CONVERTERS: dict[str, list[tuple[Any, list[Any]]]] = {}
-_FIELD_NAMES = [f.attname for f in TrainingRun._meta.concrete_fields]
-
-
-def _row_converters() -> list[tuple[Any, list[Any]]]:
-    if connection.alias not in _CONVERTERS:
-        table = TrainingRun._meta.db_table
-        found = []
-        field: Any
-        for field in TrainingRun._meta.concrete_fields:
-            col = field.get_col(table)
-            found.append(
-                (col, connection.ops.get_db_converters(col) + field.get_db_converters(connection))
-            )
-        _CONVERTERS[connection.alias] = found
-    return _CONVERTERS[connection.alias]
-
-
-def _convert(value: Any, converters: tuple[Any, list[Any]]) -> Any:
-    expression, functions = converters
-    for function in functions:
-        value = function(value, expression, connection)
-    return value
-
-
 def transition(
     run_id: UUID | str,
     *,
@@ -201,17 +69,24 @@ def transition(
     data: dict[str, Any] | None = None,
     **fields: Any,
 ) -> bool:
-    """Compare-and-set one run from `expected` to `to` (see transition_row); False if someone
-    else moved it first. Nothing but the answer comes back, so it costs no model."""
-    if connection.vendor != "postgresql":
-        return _transition_portable(
-            run_id, expected=expected, to=to, kind=kind, message=message, data=data, fields=fields
+    """Compare-and-set one run from `expected` to `to`, with its timeline event; False, and
+    nothing changed, if it was not in `expected` any more (someone else moved it first).
+    `fields` are written in the same UPDATE (ORM expressions such as F() included)."""
+    # savepoint=False: inside a caller's transaction (apply_workflow_state) a failure here
+    # fails the caller's transaction anyway; at the top level it is the transaction itself.
+    with transaction.atomic(savepoint=False):
+        # A compare-and-set: the status in the WHERE clause makes the UPDATE itself the check,
+        # so of two workers, a late callback and the reconciler racing, exactly one moves it.
+        changed = TrainingRun.objects.filter(pk=run_id, status=expected).update(
+            status=to, updated_at=timezone.now(), **fields
         )
-    sql, params = _transition_sql(
-        run_id, expected=expected, to=to, kind=kind, message=message, data=data,
-        returning=connection.ops.quote_name("id"), fields=fields,
-    )  # fmt: skip
-    return fetch_one(sql, params) is not None
+        if changed != 1:
+            return False
+        RunEvent.objects.create(
+            run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
+            message=message, data=data or {},
+        )  # fmt: skip
+    return True
 
 
 def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -265,19 +140,20 @@ def run_submit(*, run_id: UUID | str, is_retry: bool = False) -> SubmitOutcome:
     although its answer was lost; only when none exists does it POST again."""
     # The claim counts the attempt it is about to make in the same UPDATE: if we die mid-POST,
     # the next attempt sees the count and looks the workflow up before posting again.
-    claimed = transition_row(
+    claimed = transition(
         run_id,
         expected=RunStatus.PENDING,
         to=RunStatus.SUBMITTING,
         message="a worker claimed the run",
-        submit_attempts=INCREMENT,
+        submit_attempts=F("submit_attempts") + 1,
     )
-    run = claimed or TrainingRun.objects.get(pk=run_id)
+    run = TrainingRun.objects.get(pk=run_id)
     if claimed:
         posted_before = run.submit_attempts > 1  # an earlier chain, reset by the reconciler
     elif is_retry and run.status == RunStatus.SUBMITTING:
         # Count this attempt and touch the row in one go, so the reconciler never mistakes a
         # live retry chain for a run whose worker died (it waits RECONCILE_SUBMITTING_SECONDS).
+        # A compare-and-set on `submitting`: a run the reconciler moved meanwhile is left alone.
         TrainingRun.objects.filter(pk=run.pk, status=RunStatus.SUBMITTING).update(
             submit_attempts=F("submit_attempts") + 1, updated_at=timezone.now()
         )
@@ -290,7 +166,7 @@ def run_submit(*, run_id: UUID | str, is_retry: bool = False) -> SubmitOutcome:
             existing = client.find_by_tag(f"run:{run.pk}")
             if existing:
                 return _adopt(run, existing[0], how="found the workflow an earlier attempt made")
-        workflow = client.submit(workflow_body(run, run_id=run.pk))
+        workflow = client.submit(stored_workflow_body(run))
     except RejectedError as exc:
         transition(
             run.pk,
@@ -394,7 +270,8 @@ def apply_workflow_state(run_id: UUID | str, *, workflow_id: str, state: Workflo
         after = (outputs or run.outputs or {}).get("moderation")
         if target is None or RANK[target] <= RANK[RunStatus(run.status)] or run.is_terminal:
             if not run.is_terminal and updates.keys() - {"orchestrator_status"}:
-                # Same status, more news (an epoch finished): record it on the same state.
+                # Same status, more news (an epoch finished): record it on the same state. A
+                # compare-and-set on the status we read, so news never lands on a run that moved.
                 TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
                 _moderation_notes(run.pk, before, after)
             return run.status
@@ -434,6 +311,8 @@ def _store_epochs(run_id: UUID | str, epochs: list[dict[str, Any]]) -> None:
     """New links for a run's epochs, whatever its state (a finished run's links expire too)."""
     with transaction.atomic():
         run = TrainingRun.objects.select_for_update().only("pk", "outputs").get(pk=run_id)
+        # No status in the WHERE: links are refreshed whatever the state; the row lock taken just
+        # above keeps a concurrent outputs write from being lost between our read and this write.
         TrainingRun.objects.filter(pk=run.pk).update(
             outputs={**(run.outputs or {}), "epochs": epochs}
         )
@@ -473,6 +352,8 @@ def run_refresh(*, run_id: UUID | str) -> str:
     except NotFoundError:
         log.warning("run %s: workflow %s not found at the orchestrator", run.pk, run.workflow_id)
         return run.status
+    # Touch the row so the reconciler sees fresh news; a compare-and-set on the status we read, so
+    # it never marks a run that moved meanwhile.
     TrainingRun.objects.filter(pk=run.pk, status=run.status).update(updated_at=timezone.now())
     state = contracts.active().parse_workflow(workflow)
     return apply_workflow_state(run.pk, workflow_id=run.workflow_id, state=state)

@@ -48,6 +48,9 @@ class TrainingRun(models.Model):
     negative_prompt = models.TextField(blank=True, default="")
     lora_name = models.CharField(max_length=100)
     priority = models.CharField(max_length=8, choices=PRIORITY_CHOICES, default="normal")
+    # The exact workflow body the worker POSTs, built and checked against the contract once, when
+    # the run is created; the API and the pages show this one (training/payloads.py).
+    payload = models.JSONField(default=dict, blank=True, editable=False)
 
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
     workflow_id = models.CharField(max_length=128, blank=True, default="")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from training.orchestrator import contracts
@@ -10,6 +10,9 @@ from training.orchestrator.callbacks import callback_url
 from training.orchestrator.contracts import RunLike
 from training.runspec import RunRejected
 from vocabulary.params import Problem
+
+if TYPE_CHECKING:
+    from training.models import TrainingRun
 
 # Previews have no run yet: they show the body with this id in its place.
 PREVIEW_RUN_ID = UUID(int=0)
@@ -39,3 +42,9 @@ def checked_workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]
             ]
         )
     return body
+
+
+def stored_workflow_body(run: TrainingRun) -> dict[str, Any]:
+    """The body stored when the run was created: what the worker POSTs and what the API and the
+    pages show. Runs created before bodies were stored get theirs built now, as then."""
+    return run.payload or workflow_body(run, run_id=run.pk)

@@ -9,17 +9,17 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
 from training import lifecycle
 from training.lifecycle import transition
-from training.models import RunStatus, TrainingRun
+from training.models import ACTIVE_STATUSES, RunEvent, RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
 from training.orchestrator.contracts import active as active_contract
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
-from training.rows import run_insert_within_cap
 from training.runspec import RunRejected, RunSpec, resolve_run
 from training.tasks import refresh_run_task, submit_run_task
 from vocabulary import catalog
@@ -60,8 +60,11 @@ def _enqueue_submit(run_id: str) -> None:
         )
 
 
-def _estimate_key(preview_body: dict[str, Any]) -> str:
-    canonical = json.dumps(preview_body, sort_keys=True)
+def _estimate_key(spec: RunSpec) -> str:
+    # By the resolved run (every effective value) under the active contract: the body is built
+    # from exactly these, so equal specs ask the same price, and a create finds the price its
+    # estimate cached without building a body of its own to look it up.
+    canonical = json.dumps(asdict(spec), sort_keys=True, default=str)
     return (
         "estimate:" + active_contract().name + ":" + hashlib.sha256(canonical.encode()).hexdigest()
     )
@@ -91,16 +94,24 @@ def training_run_create(
         experiment_arm_id=spec.experiment_arm_id,
         experiment_outcome=spec.experiment_outcome,
     )
-    # Checked once, with the preview id: the run id only appears in tags, metadata and the
-    # callback URL, which the schema treats alike for any id.
-    preview = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
+    # The body is built and checked once, with the run's own id, and stored: the worker POSTs
+    # it and the API shows it, as it was when the run was accepted.
+    run.payload = checked_workflow_body(spec, run_id=run.id)
     # The price the user saw, when they asked for it (the pages always do) within the cache window.
-    quoted = cache.get(_estimate_key(preview))
+    quoted = cache.get(_estimate_key(spec))
     if isinstance(quoted, dict):
         run.estimated_cost = quoted.get("cost", {}).get("total")
-    # The cap is enforced in the database, with the run's insert (training/rows.py).
-    if not run_insert_within_cap(run, cap=settings.TRAINING_MAX_ACTIVE_RUNS):
-        raise ActiveRunLimit(settings.TRAINING_MAX_ACTIVE_RUNS)
+    cap = settings.TRAINING_MAX_ACTIVE_RUNS
+    # The owner's row is locked until the transaction ends, so two creates by one user are
+    # counted one after the other; the count is its own statement, whose snapshot is taken after
+    # the lock is held (it sees a run committed while we waited). It stops at the cap, so its
+    # cost never grows with a user's runs.
+    get_user_model().objects.select_for_update().filter(pk=owner.pk).values_list("pk").get()
+    mine = TrainingRun.objects.filter(owner_id=owner.pk, status__in=ACTIVE_STATUSES)
+    if mine[:cap].count() >= cap:
+        raise ActiveRunLimit(cap)
+    run.save(force_insert=True)
+    RunEvent.objects.create(run=run, kind=RunEvent.Kind.CREATED, to_status=RunStatus.PENDING)
     # Enqueue only once the row is committed, so a worker can never look for a run that isn't there.
     transaction.on_commit(lambda: _enqueue_submit(str(run.id)))
     return run
@@ -122,7 +133,7 @@ def training_run_estimate(*, spec: RunSpec) -> Estimate:
     from vocabulary.params import run_warnings
 
     body = checked_workflow_body(spec, run_id=PREVIEW_RUN_ID)
-    key = _estimate_key(body)
+    key = _estimate_key(spec)
     hit = cache.get(key)
     if isinstance(hit, dict):
         return Estimate(**{**hit, "cached": True})

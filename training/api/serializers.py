@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from django.core.validators import URLValidator
@@ -10,8 +9,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from training.models import ENGINE_CHOICES, RunEvent, TrainingRun
-from training.payloads import workflow_body
+from training.models import ENGINE_CHOICES, PRIORITY_CHOICES, RunEvent, RunStatus, TrainingRun
+from training.payloads import stored_workflow_body
 from training.runspec import resolve_run
 from vocabulary import catalog
 
@@ -32,24 +31,8 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
-def _fresh_field(prototype: serializers.Field[Any, Any, Any, Any]) -> Any:
-    # A field with a child field (lists, dicts) binds the child to itself: copied deeply, as DRF
-    # does. Any other unbound prototype shares nothing that validation changes (binding writes
-    # name, parent, label and source on the copy), so a shallow copy is a fresh field.
-    if hasattr(prototype, "child"):
-        return copy.deepcopy(prototype)
-    return copy.copy(prototype)
-
-
 class StrictSerializer(serializers.Serializer[Any]):
     """Refuses keys it does not know, naming them, instead of silently dropping them."""
-
-    def get_fields(self) -> dict[str, Any]:
-        # DRF deep-copies every declared field (and its validators, choices and messages) for
-        # each serializer it makes: two thirds of validating a create, which the API and pages
-        # do on every submission (bench/submit_api.py). The declared fields are never bound
-        # themselves, so a shallow copy of each serves as well.
-        return {name: _fresh_field(field) for name, field in self._declared_fields.items()}
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -152,14 +135,21 @@ class RunErrorSerializer(serializers.Serializer[Any]):
     message = serializers.CharField(source="error_message")
 
 
-class RunSerializer(serializers.ModelSerializer[TrainingRun]):
+class RunSerializer(serializers.Serializer[Any]):
+    # A plain Serializer with every field declared (read-only output): a ModelSerializer would
+    # introspect the model and build the undeclared fields again for every instance.
+    id = serializers.UUIDField(read_only=True)
+    status = serializers.ChoiceField(choices=RunStatus.choices)
     baseModel = serializers.CharField(source="base_model")
     customModel = serializers.CharField(source="custom_model")
+    engine = serializers.ChoiceField(choices=ENGINE_CHOICES)
+    ecosystem = serializers.CharField()
     modelVariant = serializers.CharField(source="model_variant")
     loraName = serializers.CharField(source="lora_name")
     trainingData = TrainingDataOutSerializer(source="*")
     samplePrompts = serializers.ListField(source="sample_prompts", child=serializers.CharField())
     negativePrompt = serializers.CharField(source="negative_prompt")
+    priority = serializers.ChoiceField(choices=PRIORITY_CHOICES)
     params = serializers.DictField()
     workflowId = serializers.CharField(source="workflow_id")
     estimatedCost = serializers.IntegerField(source="estimated_cost", allow_null=True)
@@ -172,15 +162,6 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
     submittedAt = serializers.DateTimeField(source="submitted_at", allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
-
-    class Meta:
-        model = TrainingRun
-        fields = [
-            "id", "status", "baseModel", "customModel", "engine", "ecosystem", "modelVariant",
-            "loraName", "trainingData", "samplePrompts", "negativePrompt", "priority", "params",
-            "workflowId", "estimatedCost", "chargedCost", "error", "epochs", "moderation",
-            "createdAt", "updatedAt", "submittedAt", "startedAt", "completedAt",
-        ]  # fmt: skip
 
     @extend_schema_field(RunErrorSerializer(allow_null=True))
     def get_error(self, run: TrainingRun) -> dict[str, str] | None:
@@ -204,73 +185,18 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
         return moderation if isinstance(moderation, str) else None
 
 
-def _dt(value: Any) -> str | None:
-    # DRF's ISO 8601 output, without building a DateTimeField per call.
-    if value is None:
-        return None
-    text: str = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-
-def run_representation(serializer: RunSerializer, run: TrainingRun) -> dict[str, Any]:
-    """The declared fields, written out: building DRF fields per run costs more than the whole
-    rest of a create (bench/submit_api.py). The fuzz test holds it to the schema."""
-    return {
-        "id": str(run.id),
-        "status": run.status,
-        "baseModel": run.base_model,
-        "customModel": run.custom_model,
-        "engine": run.engine,
-        "ecosystem": run.ecosystem,
-        "modelVariant": run.model_variant,
-        "loraName": run.lora_name,
-        "trainingData": {"url": run.training_data_url, "imageCount": run.image_count},
-        "samplePrompts": list(run.sample_prompts),
-        "negativePrompt": run.negative_prompt,
-        "priority": run.priority,
-        "params": dict(run.params),
-        "workflowId": run.workflow_id,
-        "estimatedCost": run.estimated_cost,
-        "chargedCost": run.charged_cost,
-        "error": serializer.get_error(run),
-        "epochs": serializer.get_epochs(run),
-        "moderation": serializer.get_moderation(run),
-        "createdAt": _dt(run.created_at),
-        "updatedAt": _dt(run.updated_at),
-        "submittedAt": _dt(run.submitted_at),
-        "startedAt": _dt(run.started_at),
-        "completedAt": _dt(run.completed_at),
-    }
-
-
-RunSerializer.to_representation = run_representation  # type: ignore[method-assign,assignment]
-
-
 class RunCreatedSerializer(RunSerializer):
     """The new run and the exact body it will send (its timeline is one event: created)."""
 
     payload = serializers.SerializerMethodField()
 
-    class Meta(RunSerializer.Meta):
-        fields = [*RunSerializer.Meta.fields, "payload"]
-
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_payload(self, run: TrainingRun) -> dict[str, Any]:
-        return workflow_body(run, run_id=run.id)
-
-    def to_representation(self, run: TrainingRun) -> dict[str, Any]:
-        return {**run_representation(self, run), "payload": self.get_payload(run)}
+        return stored_workflow_body(run)
 
 
 class RunDetailSerializer(RunCreatedSerializer):
     events = RunEventSerializer(many=True, read_only=True)
-
-    class Meta(RunCreatedSerializer.Meta):
-        fields = [*RunCreatedSerializer.Meta.fields, "events"]
-
-    def to_representation(self, run: TrainingRun) -> dict[str, Any]:
-        events = RunEventSerializer(run.events.all(), many=True).data
-        return {**super().to_representation(run), "events": events}
 
 
 class PreviewSerializer(serializers.Serializer[Any]):

@@ -1,12 +1,13 @@
 """DRF's scoped throttle, counted atomically in Redis.
 
 Same scopes, rates, keys and sliding window as `ScopedRateThrottle`, but DRF reads a list of
-timestamps from the cache and writes it back: two round trips, and two requests of one user
-arriving together (two web processes) both read the old list and both pass, so a burst can exceed
-the rate. Here one Lua script drops the old entries, counts, and records the request only if it
-is allowed, in one round trip that nothing can interleave with. Without Redis (the embedded
-defaults' file cache) DRF's own way is used; with Redis away, requests pass, as reads of the
-degraded cache do (config/cache.py)."""
+timestamps from the cache and writes it back: two requests of one user arriving together (two web
+processes, or threads) both read the old list and both pass, so a burst can exceed the rate
+(tests/training/api/test_limits.py). Here one Lua script drops the old entries, counts, and
+records the request only if it is allowed, in one round trip nothing can interleave with. It runs
+on the connection django-redis hands out (`get_redis_connection`, its public API), so it shares
+the cache's pool and settings. Without a Redis cache DRF's own way is used; with Redis away,
+requests pass, as the cache's reads do (DJANGO_REDIS_IGNORE_EXCEPTIONS). docs/decisions.md."""
 
 from __future__ import annotations
 
@@ -17,10 +18,12 @@ import uuid
 from typing import Any
 
 from django.core.cache import caches
-from django.core.cache.backends.redis import RedisCache
-from redis.exceptions import RedisError as REDIS_DOWN
+from django_redis import get_redis_connection
+from django_redis.cache import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rest_framework.request import Request
-from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 log = logging.getLogger(__name__)
@@ -39,43 +42,44 @@ local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
 return {0, tostring(tonumber(oldest[2]) + window - now)}
 """
 
-_scripts: dict[int, Any] = {}
+_registered: list[tuple[Any, Any]] = []  # (client, its registered script): one per process
 
 
 def _script() -> Any | None:
-    backend = caches["default"]
-    if not isinstance(backend, RedisCache):
+    if not isinstance(caches["default"], RedisCache):
         return None
-    django_client: Any = backend._cache  # type: ignore[attr-defined]  # private, not in the stubs
-    client = django_client.get_client(None, write=True)
-    script = _scripts.get(id(client))
-    if script is None:
-        script = _scripts[id(client)] = client.register_script(SLIDING_WINDOW)
+    client = get_redis_connection("default")
+    for known, script in _registered:
+        if known is client:
+            return script
+    script = client.register_script(SLIDING_WINDOW)
+    _registered[:] = [(client, script)]
     return script
 
 
 class AtomicScopedRateThrottle(ScopedRateThrottle):
+    retry_in: float | None = None
+
     def allow_request(self, request: Request, view: APIView) -> bool:
+        script = _script()
+        if script is None:
+            return super().allow_request(request, view)
         self.scope = getattr(view, self.scope_attr, None)
         if not self.scope:
             return True
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
-        script = _script()
-        if script is None:
-            return SimpleRateThrottle.allow_request(self, request, view)
         if self.rate is None:
             return True
         self.key = self.get_cache_key(request, view)
         if self.key is None:
             return True
-        self.retry_in: float | None = None
         try:
             allowed, retry_in = script(
                 keys=[caches["default"].make_key(self.key)],
                 args=[time.time(), self.duration, self.num_requests, uuid.uuid4().hex],
             )
-        except REDIS_DOWN as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("throttle %s skipped, Redis unavailable: %s", self.scope, exc)
             return True
         if int(allowed):
@@ -84,7 +88,6 @@ class AtomicScopedRateThrottle(ScopedRateThrottle):
         return False
 
     def wait(self) -> float | None:
-        retry_in = getattr(self, "retry_in", None)
-        if retry_in is None:
+        if self.retry_in is None:
             return super().wait()
-        return float(max(1, math.ceil(retry_in)))
+        return float(max(1, math.ceil(self.retry_in)))
