@@ -57,8 +57,8 @@ def test_a_value_it_cannot_read_is_improperly_configured(name: str, value: str) 
         parse_feature_env({name: value})
 
 
-def test_the_app_refuses_to_start_with_an_unreadable_override(monkeypatch: Any) -> None:
-    monkeypatch.setenv(AI_ENV, "mods")
+def test_the_app_refuses_to_start_with_an_unreadable_override(settings: Any) -> None:
+    settings.FEATURE_FLAG_OVERRIDES = {AI_ENV: "mods"}  # every FEATURE_FLAG_* at start-up
     with pytest.raises(ImproperlyConfigured, match="unknown keyword"):
         apps.get_app_config("flags").ready()
 

@@ -24,7 +24,6 @@ from vocabulary.params import kohya_to_ai_toolkit
 
 # AI Toolkit's trainTextEncoder is derived from the text encoder rate by the mapping (0 = off).
 DERIVED_ON_PAGE = {"trainTextEncoder": "textEncoderLR"}
-TOGGLE_ENGINES: tuple[Engine, ...] = (catalog.RAPID, catalog.AI_TOOLKIT)
 ESTIMATE_LORA_NAME = "estimate"  # the name does not change the price
 # Stands in for training data not given yet, so the other fields are checked live; never priced.
 PLACEHOLDER_DATA = {"url": "https://training-data.invalid/placeholder.zip", "imageCount": 1}

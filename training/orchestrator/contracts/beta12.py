@@ -90,11 +90,6 @@ Status = Literal[
     "expired",
     "canceled",
 ]
-CALLBACK_TYPES = tuple(
-    f"{scope}:{event}"
-    for scope in ("workflow", "step", "job")
-    for event in ("*", "unassigned", "processing", "succeeded", "failed", "expired", "canceled")
-)
 CallbackType = Literal[
     "workflow:*", "workflow:unassigned", "workflow:processing", "workflow:succeeded",
     "workflow:failed", "workflow:expired", "workflow:canceled",
