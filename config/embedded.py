@@ -230,12 +230,37 @@ def _var_dir() -> Path:
     return Path(os.environ.get("VAR_DIR") or root / "var")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_throwaways() -> None:
+    """Servers of earlier throwaway runs whose owner was killed before it could stop them."""
+    for old in Path(tempfile.gettempdir()).glob("training-test-*"):
+        try:
+            owner = int((old / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            stop_postgres(old / "pg")
+            stop_redis(old / "redis")
+            shutil.rmtree(old, ignore_errors=True)
+
+
 def _throwaway(command: list[str]) -> int:
     """Run `command` with DATABASE_URL / REDIS_URL pointing at fresh servers where they are unset."""
     env = dict(os.environ)
     if env.get("DATABASE_URL") and env.get("REDIS_URL"):
         return subprocess.call(command, env=env)  # noqa: S603 (the developer's own command)
+    _reap_throwaways()
     base = Path(tempfile.mkdtemp(prefix="training-test-"))
+    (base / "owner.pid").write_text(str(os.getpid()))
     started = time.monotonic()
     try:
         if not env.get("DATABASE_URL"):
@@ -247,9 +272,13 @@ def _throwaway(command: list[str]) -> int:
             f"(started in {time.monotonic() - started:.1f}s, removed afterwards)",
             flush=True,
         )
-        return subprocess.call(command, env=env)  # noqa: S603 (the developer's own command)
-    except KeyboardInterrupt:
-        return 130
+        child = subprocess.Popen(command, env=env)  # noqa: S603 (the developer's own command)
+        # Stopped from outside (CI's timeout, kill): stop the tests first, then the servers.
+        signal.signal(signal.SIGTERM, lambda signum, _frame: child.send_signal(signum))
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the tests too (same process group)
+            return child.wait()
     finally:
         stop_postgres(base / "pg")
         stop_redis(base / "redis")
