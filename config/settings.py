@@ -81,14 +81,6 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The worker's run transitions run as server-side prepared statements (training/lifecycle.py);
-# turn off behind a connection pooler in transaction mode that cannot keep them. Django's own
-# cursors bind on the client and never prepare, so this changes nothing else.
-DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        5 if DATABASE_PREPARED_STATEMENTS else None
-    )
 
 # Redis serves as broker and cache; without it, kombu's filesystem broker and a file cache.
 REDIS_URL = env_str("REDIS_URL", "")
