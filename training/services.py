@@ -64,7 +64,7 @@ def _estimate_key(spec: RunSpec) -> str:
     # By the resolved run (every effective value) under the active contract: the body is built
     # from exactly these, so equal specs ask the same price, and a create finds the price its
     # estimate cached without building a body of its own to look it up.
-    canonical = json.dumps(asdict(spec), sort_keys=True, default=str)
+    canonical = json.dumps(vars(spec), sort_keys=True, default=str)
     return (
         "estimate:" + active_contract().name + ":" + hashlib.sha256(canonical.encode()).hexdigest()
     )
