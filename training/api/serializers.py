@@ -13,7 +13,7 @@ from rest_framework import serializers
 from training import catalog
 from training.models import ENGINE_CHOICES, RunEvent, TrainingRun
 from training.payloads import workflow_body
-from training.runspec import resolve_run
+from training.runspec import resolve_run, uri_problem
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -69,10 +69,20 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+def rfc3986_uri(value: str) -> None:
+    """The orchestrator takes only RFC 3986 URIs (#17); say which character to encode."""
+    problem = uri_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem, code="not_a_uri")
+
+
 class TrainingDataSerializer(StrictSerializer):
     url = StrictCharField(
         max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+        validators=[
+            rfc3986_uri,
+            URLValidator(schemes=["http", "https"], message="Enter an http(s) URL."),
+        ],
         help_text="Where the orchestrator downloads the training zip (http or https).",
     )
     imageCount = StrictIntegerField(
@@ -302,6 +312,7 @@ class ParamSpecSerializer(serializers.Serializer[Any]):
     nullable = serializers.BooleanField()
     step = serializers.IntegerField(allow_null=True)
     computed = serializers.CharField(allow_null=True)
+    help = serializers.CharField(allow_blank=True)
 
 
 class CatalogEngineSerializer(serializers.Serializer[Any]):
@@ -327,6 +338,11 @@ class CatalogBaseModelSerializer(serializers.Serializer[Any]):
 
 
 class CatalogSerializer(serializers.Serializer[Any]):
+    contract = serializers.ChoiceField(
+        choices=["beta12", "beta86"],
+        help_text="The orchestrator contract in effect: every option and range below is what it "
+        "accepts (docs/contracts.md).",
+    )
     baseModels = CatalogBaseModelSerializer(many=True)
     engines = serializers.ListField(child=serializers.DictField())
 
