@@ -297,6 +297,14 @@ def _cross_field(
             )
     steps, checkpoints = eff.get("steps"), eff.get("epochs")
     if (
+        "epochs" not in given
+        and isinstance(steps, int)
+        and isinstance(checkpoints, int)
+        and checkpoints > steps
+    ):
+        # A short run asked for without a checkpoint count saves one per step, not the default.
+        eff["epochs"] = checkpoints = steps
+    if (
         engine == catalog.AI_TOOLKIT
         and ok("steps", "epochs")
         and isinstance(steps, int)
@@ -324,7 +332,9 @@ def _cross_field(
         ):
             problems.append(
                 Problem(
-                    "params.trainBatchSize",
+                    "params.resolution"
+                    if "resolution" in given and "trainBatchSize" not in given
+                    else "params.trainBatchSize",
                     "batch_too_high_for_resolution",
                     f"{base.label} trains at most 2 images per batch above 512 px; "
                     "lower trainBatchSize to 2 or resolution to 512.",
@@ -338,9 +348,13 @@ def _cross_field(
         ):
             steps = math.ceil(image_count * repeats * epochs / batch)  # type: ignore[operator]
             if steps > catalog.MAX_STEPS:
+                # Name the value the user chose, so the message sits at the field they set.
+                chosen = [
+                    n for n in ("maxTrainEpochs", "numRepeats", "trainBatchSize") if n in given
+                ]
                 problems.append(
                     Problem(
-                        "params.maxTrainEpochs",
+                        f"params.{chosen[0] if chosen else 'maxTrainEpochs'}",
                         "too_many_steps",
                         f"This run would take {steps} steps (images × numRepeats × epochs / "
                         f"batch); the limit is {catalog.MAX_STEPS}. Lower maxTrainEpochs or "

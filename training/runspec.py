@@ -26,6 +26,7 @@ _URI_CHARS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
 )
 _HEX = frozenset("0123456789abcdefABCDEF")
+_AFTER_AUTHORITY = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/?#]*")  # scheme and host
 _CHAR_NAMES = {" ": "the space", "`": "the backtick", "\\": "the backslash", '"': 'the quote "'}
 
 
@@ -137,17 +138,19 @@ def uri_problem(url: str) -> str | None:
     for index, char in enumerate(url):
         if char == "%":
             if len(url) < index + 3 or not set(url[index + 1 : index + 3]) <= _HEX:
-                return "Encode % as %25 where it is not already a %XX escape."
+                return "The URL is not a valid URI: encode % as %25 where it does not start a %XX escape."
             continue
         if char not in _URI_CHARS:
             encoded = "".join(f"%{b:02X}" for b in char.encode())
             name = _CHAR_NAMES.get(char, char)
             return f"The URL is not a valid URI: encode {name} as {encoded}."
-    after_host = url.split("//", 1)[-1].split("/", 1)[1:]
-    if after_host and ("[" in after_host[0] or "]" in after_host[0]):
-        char = "[" if "[" in after_host[0] else "]"
-        encoded = "%5B" if char == "[" else "%5D"
-        return f"The URL is not a valid URI: encode {char} as {encoded} (brackets only belong around an IPv6 host)."
+    rest = _AFTER_AUTHORITY.sub("", url, count=1)
+    for char, encoded in (("[", "%5B"), ("]", "%5D")):
+        if char in rest:
+            return (
+                f"The URL is not a valid URI: encode {char} as {encoded} (brackets only belong "
+                "around an IPv6 host)."
+            )
     return None
 
 
@@ -189,7 +192,18 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
                 "opt in under /settings/features; otherwise train with "
                 f"{catalog.ENGINES[base.default_engine].label}.",
             )
+    chosen = None
+    if engine == catalog.AI_TOOLKIT:
+        # Active defaults overrides and the user's experiment arm; one cache read.
+        chosen = effective_defaults(user=user, base_model=base.key)
+    return run_spec(base=base, engine=engine, data=data, chosen=chosen)
 
+
+def run_spec(
+    *, base: BaseModel, engine: Engine, data: dict[str, Any], chosen: Any = None
+) -> RunSpec:
+    """The request checked against the catalog and the active contract, once resolve_run has let
+    this user use the base model and the engine (`chosen`: their effective AI Toolkit defaults)."""
     contract = contracts.active().name
     problems: list[Problem] = []
     custom_model = data.get("customModel") or ""
@@ -199,10 +213,6 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
             problems.append(problem)
     training_data = data["trainingData"]
     given = data.get("params") or {}
-    chosen = None
-    if engine == catalog.AI_TOOLKIT:
-        # Active defaults overrides and the user's experiment arm; one cache read.
-        chosen = effective_defaults(user=user, base_model=base.key)
     resolved = resolve_params(
         base=base,
         engine=engine,

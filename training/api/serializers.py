@@ -69,20 +69,22 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
-def rfc3986_uri(value: str) -> None:
-    """The orchestrator takes only RFC 3986 URIs (#17); say which character to encode."""
+_HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
+
+
+def http_uri(value: str) -> None:
+    """An http(s) URL that is also an RFC 3986 URI, as the orchestrator's `format: uri` wants
+    (#17); one message, saying which character to encode when that is the problem."""
     problem = uri_problem(value)
     if problem:
         raise serializers.ValidationError(problem, code="not_a_uri")
+    _HTTP_URL(value)
 
 
 class TrainingDataSerializer(StrictSerializer):
     url = StrictCharField(
         max_length=2000,
-        validators=[
-            rfc3986_uri,
-            URLValidator(schemes=["http", "https"], message="Enter an http(s) URL."),
-        ],
+        validators=[http_uri],
         help_text="Where the orchestrator downloads the training zip (http or https).",
     )
     imageCount = StrictIntegerField(
