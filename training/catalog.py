@@ -439,7 +439,7 @@ CONTRACTS: dict[str, ContractVocabulary] = {
         ai_toolkit_int_fields=frozenset({"minSnrGamma"}),
         ai_toolkit_model_ecosystems=frozenset({"sd1", "sdxl"}),
         ai_toolkit_min_snr_ecosystems=frozenset({"sd1", "sdxl"}),
-        ai_toolkit_steps=(1, MAX_STEPS),
+        ai_toolkit_steps=(1, 10_000),  # AIToolkitTrainingInput.steps (§6.2)
         not_carried={
             AI_TOOLKIT: frozenset({"resolution", "numRepeats", "trainBatchSize"}),
             MUSUBI: frozenset({"numRepeats", "trainBatchSize"}),

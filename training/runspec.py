@@ -27,7 +27,12 @@ _URI_CHARS = frozenset(
 )
 _HEX = frozenset("0123456789abcdefABCDEF")
 _AFTER_AUTHORITY = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/?#]*")  # scheme and host
-_CHAR_NAMES = {" ": "the space", "`": "the backtick", "\\": "the backslash", '"': 'the quote "'}
+_CHAR_NAMES = {
+    " ": "the space",
+    "`": "the backtick",
+    "\\": "the backslash",
+    '"': "the double quote",
+}
 
 
 @dataclass
@@ -80,6 +85,13 @@ def _full_air(base: BaseModel, model_id: str, version: str) -> str:
     return f"urn:air:{base.air_ecosystems[0]}:checkpoint:civitai:{model_id}@{version}"
 
 
+def _example_air(base: BaseModel) -> str:
+    # Some base models are named by a VAE or a Hugging Face AIR: never show those as the example.
+    if _CHECKPOINT_AIR.match(base.air) and ":checkpoint:civitai:" in base.air:
+        return base.air
+    return _full_air(base, "{model}", "{version}")
+
+
 def check_custom_model(
     base: BaseModel, value: str, *, contract: str, engine: Engine
 ) -> Problem | None:
@@ -87,7 +99,7 @@ def check_custom_model(
     air = _CHECKPOINT_AIR.match(value)
     if not air:
         short = _SHORT_AIR.match(value)
-        example = _full_air(base, short["id"], short["version"]) if short else base.air
+        example = _full_air(base, short["id"], short["version"]) if short else _example_air(base)
         return Problem(
             "customModel",
             "invalid_air",
@@ -114,19 +126,17 @@ def check_custom_model(
             "customModel",
             "invalid_air",
             "customModel must be a Civitai checkpoint, urn:air:{ecosystem}:checkpoint:civitai:"
-            f"{{model}}@{{version}} with numeric ids, e.g. {base.air}.",
+            f"{{model}}@{{version}} with numeric ids, e.g. {_example_air(base)}.",
         )
     vocabulary = catalog.contract_vocabulary(contract)
-    if (
-        engine == catalog.AI_TOOLKIT
-        and base.ecosystem not in vocabulary.ai_toolkit_model_ecosystems
-    ):
+    takes = vocabulary.ai_toolkit_model_ecosystems
+    if engine == catalog.AI_TOOLKIT and base.ecosystem not in takes:
         return Problem(
             "customModel",
             "not_supported",
             f"{vocabulary.label} trains AI Toolkit on {base.ecosystem}'s own base model and takes "
-            f"no custom checkpoint there (only on {', '.join(sorted(vocabulary.ai_toolkit_model_ecosystems))}); "
-            "remove customModel or train with another engine.",
+            f"no custom checkpoint there (only on {', '.join(sorted(takes))}); remove customModel "
+            "or train with another engine.",
         )
     return None
 
@@ -138,7 +148,10 @@ def uri_problem(url: str) -> str | None:
     for index, char in enumerate(url):
         if char == "%":
             if len(url) < index + 3 or not set(url[index + 1 : index + 3]) <= _HEX:
-                return "The URL is not a valid URI: encode % as %25 where it does not start a %XX escape."
+                return (
+                    "The URL is not a valid URI: encode % as %25 where it does not start a %XX "
+                    "escape."
+                )
             continue
         if char not in _URI_CHARS:
             encoded = "".join(f"%{b:02X}" for b in char.encode())
