@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from django.conf import settings
+
 from vocabulary import catalog
 from vocabulary.catalog import BaseModel, ParamSpec, ParamValue
 from vocabulary.params import check_value, resolve_params
@@ -44,7 +46,9 @@ def scope_label(ecosystem: str, base_model: str = "") -> str:
 def scope_specs(ecosystem: str, base_model: str = "") -> dict[str, ParamSpec]:
     bases = scope_bases(ecosystem, base_model)
     # Every base model of an ecosystem shares the ecosystem's AI Toolkit rows (catalog.py).
-    return catalog.param_spec_map(bases[0].key, catalog.AI_TOOLKIT) if bases else {}
+    if not bases:
+        return {}
+    return catalog.param_spec_map(bases[0].key, catalog.AI_TOOLKIT, settings.ORCHESTRATOR_CONTRACT)
 
 
 def scope_problems(ecosystem: str, base_model: str) -> list[str]:
@@ -106,6 +110,7 @@ def value_problems(
             engine=catalog.AI_TOOLKIT,
             given=values,
             image_count=None,
+            contract=settings.ORCHESTRATOR_CONTRACT,
             defaults=layered_on,
         )
         for p in resolved.problems:

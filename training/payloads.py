@@ -26,8 +26,23 @@ def workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]:
 
 
 def checked_workflow_body(run: RunLike, *, run_id: UUID | str) -> dict[str, Any]:
+    contract = contracts.active()
+    unsent = contract.params_not_sent(run)
+    if unsent:
+        # The catalog offers only what the contract carries; a parameter it would leave out of the
+        # body is refused, never accepted and dropped (#17).
+        raise RunRejected(
+            [
+                Problem(
+                    f"params.{name}",
+                    "not_carried",
+                    f"{name} cannot be sent to the orchestrator ({contract.name}); remove it.",
+                )
+                for name in sorted(unsent)
+            ]
+        )
     body = workflow_body(run, run_id=run_id)
-    wire_problems = contracts.active().validate_workflow(body)
+    wire_problems = contract.validate_workflow(body)
     if wire_problems:
         # The catalog keeps runs inside the contract, so this is a value our own checks let
         # through that the contract refuses: refuse the run rather than store one that can't run.

@@ -15,11 +15,24 @@ from vocabulary import catalog
 from vocabulary.catalog import BaseModel, Engine
 from vocabulary.params import Problem, resolve_params
 
-_URN_AIR = re.compile(
-    r"^urn:air:(?P<ecosystem>[a-zA-Z0-9_\-]+):(?P<type>[a-zA-Z0-9_\-]+):"
-    r"(?P<source>[a-zA-Z0-9_\-]+):(?P<id>[a-zA-Z0-9_\-/.]+)@(?P<version>[a-zA-Z0-9_\-/.=,]+)$"
+# A custom checkpoint is named by its full AIR (#17): the ecosystem is what lets us check the family.
+_CHECKPOINT_AIR = re.compile(
+    r"^urn:air:(?P<ecosystem>[a-z0-9_\-]+):(?P<type>[a-z0-9_\-]+):(?P<source>[a-z0-9_\-]+):"
+    r"(?P<id>[^@:\s]+)@(?P<version>[^@:\s]+)$"
 )
-_CIVITAI_AIR = re.compile(r"^civitai:(?P<id>\d+)@(?P<version>\d+)$")
+_SHORT_AIR = re.compile(r"^(?:urn:air:)?(?:civitai:)?(?P<id>\d+)@(?P<version>\d+)$")
+# RFC 3986 §2: what may appear in a URI as it is; anything else must be percent-encoded.
+_URI_CHARS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~:/?#[]@!$&'()*+,;="
+)
+_HEX = frozenset("0123456789abcdefABCDEF")
+_AFTER_AUTHORITY = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.\-]*://[^/?#]*")  # scheme and host
+_CHAR_NAMES = {
+    " ": "the space",
+    "`": "the backtick",
+    "\\": "the backslash",
+    '"': "the double quote",
+}
 
 
 @dataclass
@@ -68,29 +81,88 @@ def _engine_not_allowed(base: BaseModel, engine: Engine) -> str:
     return f"{reasons[engine]} Engines for {base.label}: {allowed}."
 
 
-def check_custom_model(base: BaseModel, value: str) -> Problem | None:
-    urn = _URN_AIR.match(value)
-    if not urn and not _CIVITAI_AIR.match(value):
+def _full_air(base: BaseModel, model_id: str, version: str) -> str:
+    return f"urn:air:{base.air_ecosystems[0]}:checkpoint:civitai:{model_id}@{version}"
+
+
+def _example_air(base: BaseModel) -> str:
+    # Some base models are named by a VAE or a Hugging Face AIR: never show those as the example.
+    if _CHECKPOINT_AIR.match(base.air) and ":checkpoint:civitai:" in base.air:
+        return base.air
+    return _full_air(base, "{model}", "{version}")
+
+
+def check_custom_model(
+    base: BaseModel, value: str, *, contract: str, engine: Engine
+) -> Problem | None:
+    """Only `urn:air:{ecosystem}:checkpoint:civitai:{model}@{version}` of the base model's family."""
+    air = _CHECKPOINT_AIR.match(value)
+    if not air:
+        short = _SHORT_AIR.match(value)
+        example = _full_air(base, short["id"], short["version"]) if short else _example_air(base)
         return Problem(
             "customModel",
             "invalid_air",
-            "customModel must be an AIR such as urn:air:sdxl:checkpoint:civitai:101055@128078 "
-            "or civitai:<modelId>@<versionId>.",
+            "customModel must be a checkpoint's full AIR, urn:air:{ecosystem}:checkpoint:civitai:"
+            f"{{model}}@{{version}}, e.g. {example} (the ecosystem must be the checkpoint's own: "
+            f"{', '.join(base.air_ecosystems)} for {base.label}).",
         )
-    if urn:
-        if urn["ecosystem"] not in base.air_ecosystems:
-            return Problem(
-                "customModel",
-                "wrong_family",
-                f"customModel is a {urn['ecosystem']} model but {base.label} trains the "
-                f"{base.family} family ({', '.join(base.air_ecosystems)}); choose a matching "
-                "base model or checkpoint.",
-            )
-        if urn["type"] != "checkpoint":
-            return Problem(
-                "customModel",
-                "not_a_checkpoint",
-                f"customModel must name a checkpoint to train on, not a {urn['type']}.",
+    if air["ecosystem"] not in base.air_ecosystems:
+        return Problem(
+            "customModel",
+            "wrong_family",
+            f"customModel is a {air['ecosystem']} model but {base.label} trains the "
+            f"{base.family} family ({', '.join(base.air_ecosystems)}); choose a matching "
+            "base model or checkpoint.",
+        )
+    if air["type"] != "checkpoint":
+        return Problem(
+            "customModel",
+            "not_a_checkpoint",
+            f"customModel must name a checkpoint to train on, not a {air['type']}.",
+        )
+    if air["source"] != "civitai" or not (air["id"].isdigit() and air["version"].isdigit()):
+        return Problem(
+            "customModel",
+            "invalid_air",
+            "customModel must be a Civitai checkpoint, urn:air:{ecosystem}:checkpoint:civitai:"
+            f"{{model}}@{{version}} with numeric ids, e.g. {_example_air(base)}.",
+        )
+    vocabulary = catalog.contract_vocabulary(contract)
+    takes = vocabulary.ai_toolkit_model_ecosystems
+    if engine == catalog.AI_TOOLKIT and base.ecosystem not in takes:
+        return Problem(
+            "customModel",
+            "not_supported",
+            f"{vocabulary.label} trains AI Toolkit on {base.ecosystem}'s own base model and takes "
+            f"no custom checkpoint there (only on {', '.join(sorted(takes))}); remove customModel "
+            "or train with another engine.",
+        )
+    return None
+
+
+def uri_problem(url: str) -> str | None:
+    """Why a training-data URL is not an RFC 3986 URI (the orchestrator's `format: uri`), naming the
+    first character to percent-encode; None if it is one. Only the syntax: whether the host may be
+    fetched is another check."""
+    for index, char in enumerate(url):
+        if char == "%":
+            if len(url) < index + 3 or not set(url[index + 1 : index + 3]) <= _HEX:
+                return (
+                    "The URL is not a valid URI: encode % as %25 where it does not start a %XX "
+                    "escape."
+                )
+            continue
+        if char not in _URI_CHARS:
+            encoded = "".join(f"%{b:02X}" for b in char.encode())
+            name = _CHAR_NAMES.get(char, char)
+            return f"The URL is not a valid URI: encode {name} as {encoded}."
+    rest = _AFTER_AUTHORITY.sub("", url, count=1)
+    for char, encoded in (("[", "%5B"), ("]", "%5D")):
+        if char in rest:
+            return (
+                f"The URL is not a valid URI: encode {char} as {encoded} (brackets only belong "
+                "around an IPv6 host)."
             )
     return None
 
@@ -133,24 +205,33 @@ def resolve_run(*, user: Any, data: dict[str, Any]) -> RunSpec:
                 "opt in under /settings/features; otherwise train with "
                 f"{catalog.ENGINES[base.default_engine].label}.",
             )
-
-    problems: list[Problem] = []
-    custom_model = data.get("customModel") or ""
-    if custom_model:
-        problem = check_custom_model(base, custom_model)
-        if problem:
-            problems.append(problem)
-    training_data = data["trainingData"]
-    given = data.get("params") or {}
     chosen = None
     if engine == catalog.AI_TOOLKIT:
         # Active defaults overrides and the user's experiment arm; one cache read.
         chosen = effective_defaults(user=user, base_model=base.key)
+    return run_spec(base=base, engine=engine, data=data, chosen=chosen)
+
+
+def run_spec(
+    *, base: BaseModel, engine: Engine, data: dict[str, Any], chosen: Any = None
+) -> RunSpec:
+    """The request checked against the catalog and the active contract, once resolve_run has let
+    this user use the base model and the engine (`chosen`: their effective AI Toolkit defaults)."""
+    contract = contracts.active().name
+    problems: list[Problem] = []
+    custom_model = data.get("customModel") or ""
+    if custom_model:
+        problem = check_custom_model(base, custom_model, contract=contract, engine=engine)
+        if problem:
+            problems.append(problem)
+    training_data = data["trainingData"]
+    given = data.get("params") or {}
     resolved = resolve_params(
         base=base,
         engine=engine,
         given=given,
         image_count=training_data["imageCount"],
+        contract=contract,
         defaults=chosen.values if chosen else None,
     )
     problems.extend(resolved.problems)

@@ -14,6 +14,7 @@ from experiments.defaults import effective_defaults
 from experiments.defaults import snapshot as defaults_snapshot
 from flags.gates import is_feature_active
 from training.models import RunStatus, TrainingRun
+from training.orchestrator.contracts import active as active_contract
 from training.runspec import ai_toolkit_unavailable
 from vocabulary import catalog
 
@@ -61,7 +62,7 @@ def engine_success_rate(*, engine: str, days: int) -> SuccessRate:
     return SuccessRate(succeeded=row["succeeded"] or 0, finished=row["finished"] or 0)
 
 
-def _param_rows(base_key: str, engine: catalog.Engine) -> list[dict[str, Any]]:
+def _param_rows(base_key: str, engine: catalog.Engine, contract: str) -> list[dict[str, Any]]:
     return [
         {
             "name": s.name,
@@ -75,14 +76,16 @@ def _param_rows(base_key: str, engine: catalog.Engine) -> list[dict[str, Any]]:
             "nullable": s.nullable,
             "step": s.step,
             "computed": s.computed,
+            "help": s.help,
         }
-        for s in catalog.param_specs(base_key, engine)
+        for s in catalog.param_specs(base_key, engine, contract)
     ]
 
 
 def training_catalog(*, user: Any) -> dict[str, Any]:
     """Base models the caller may use, and for each the engines with their availability for the
     caller (flags and the active contract applied) and their parameters."""
+    contract = active_contract().name
     ai_toolkit_active = is_feature_active(user, catalog.AI_TOOLKIT_FEATURE)
     snap = defaults_snapshot() if ai_toolkit_active else None  # one cache read for every row
     gated: dict[str, bool] = {}
@@ -104,7 +107,7 @@ def training_catalog(*, user: Any) -> dict[str, Any]:
                 reason = ai_toolkit_unavailable(base)
                 if reason is None and not ai_toolkit_active:
                     reason = "AI Toolkit is in beta and not enabled for your account yet."
-            rows = _param_rows(base.key, key) if reason is None else []
+            rows = _param_rows(base.key, key, contract) if reason is None else []
             if rows and key == catalog.AI_TOOLKIT and snap is not None:
                 # This user's defaults: catalog <- active overrides <- their experiment arm.
                 chosen = effective_defaults(user=user, base_model=base.key, snap=snap).values
@@ -136,6 +139,7 @@ def training_catalog(*, user: Any) -> dict[str, Any]:
             }
         )
     return {
+        "contract": contract,
         "baseModels": models,
         "engines": [
             {"key": e.key, "label": e.label, "description": e.description}

@@ -220,7 +220,8 @@ def training_run_retry(*, run: TrainingRun, user: Any) -> TrainingRun:
 
 
 def _is_locked(run: TrainingRun, name: str) -> bool:
-    spec = catalog.param_spec_map(run.base_model, run.engine).get(name)  # type: ignore[arg-type]
+    specs = catalog.param_spec_map(run.base_model, run.engine, active_contract().name)  # type: ignore[arg-type]
+    spec = specs.get(name)
     return spec is None or spec.locked or (name == "textEncoderLr" and run.params.get(name) is None)
 
 

@@ -341,12 +341,136 @@ AI_TOOLKIT_DEFAULTS: dict[str, AiToolkitDefaults] = {
 AI_TOOLKIT_DEFAULT_SCHEDULER = "cosine"  # the wire's own default (beta12)
 AI_TOOLKIT_DEFAULT_OPTIMIZER = "adamw8bit"  # the wire's own default (beta12)
 
+# --- what each orchestrator contract accepts (the one table; docs/catalog.md) -------------------
 
-def _ai_toolkit_specs(ecosystem: str) -> tuple[ParamSpec, ...]:
+BETA12, BETA86 = "beta12", "beta86"
+# Training length under beta86 (#17): `steps` is the length and the price, `epochs` the checkpoints
+# saved. The default run per ecosystem, with where each number comes from (docs/catalog.md):
+# flux1 and chroma: AI Toolkit's example configs (train_lora_flux_24gb.yaml,
+# train_lora_chroma_24gb.yaml: `steps: 2000`, "500 - 4000 is a good range"); sd1 and sdxl: Civitai's
+# trainer default with steps pricing (facts §2.5, "step default 2000") and the orchestrator's
+# "steps" price pages, which price the default run at 2000 steps (facts §7.3).
+AI_TOOLKIT_DEFAULT_STEPS: dict[str, int] = {
+    "sd1": 2000,
+    "sdxl": 2000,
+    "flux1": 2000,
+    "chroma": 2000,
+}
+# Checkpoints saved under steps pricing: Civitai's AI_TOOLKIT_EPOCHS {default 10, 1-20} (facts
+# §2.5); the wire takes 1-200, the emulator simulates at most 20.
+AI_TOOLKIT_CHECKPOINTS = (10, 1, 20)
+
+
+@dataclass(frozen=True)
+class ContractVocabulary:
+    """What an orchestrator contract accepts, as far as the catalog offers it. The contract's
+    schema module (training/orchestrator/contracts/) is the wire's own word; a test holds this
+    table to it (tests/training/test_contract_vocabulary.py)."""
+
+    name: str
+    label: str  # how pages and messages name the contract
+    ai_toolkit_ecosystems: dict[str, tuple[str, ...]]  # ecosystem -> the variants it takes
+    ai_toolkit_optimizers: tuple[str, ...]
+    ai_toolkit_schedulers: tuple[str, ...]
+    ai_toolkit_int_fields: frozenset[str]  # AI Toolkit numbers the wire wants as integers
+    ai_toolkit_model_ecosystems: frozenset[
+        str
+    ]  # ecosystems that take a `model` (custom checkpoint)
+    ai_toolkit_min_snr_ecosystems: frozenset[str]  # ecosystems that take minSnrGamma
+    ai_toolkit_steps: tuple[int, int] | None  # the `steps` range, None: no such field
+    # Parameters the catalog has for an engine that this contract has no field for: never offered,
+    # refused when sent (a 400 naming them), never accepted and dropped.
+    not_carried: dict[Engine, frozenset[str]]
+
+    def ai_toolkit_unavailable(self, base: BaseModel) -> str | None:
+        """Why this contract cannot train the base model with AI Toolkit, or None if it can."""
+        ecosystem = base.ecosystem
+        if ecosystem is None:
+            return None  # not an AI Toolkit base model at all: the catalog says why
+        alternative = ENGINES[base.default_engine].label
+        variants = self.ai_toolkit_ecosystems.get(ecosystem)
+        if variants is None:
+            label = _ECOSYSTEM_LABELS.get(ecosystem, ecosystem)
+            return (
+                f"{self.label} has no {label} ecosystem for AI Toolkit; "
+                f"train {base.label} with {alternative}."
+            )
+        if variants and base.variant not in variants:
+            return (
+                f"{self.label} has no {ecosystem} variant {base.variant!r} for AI Toolkit (only "
+                f"{', '.join(variants)}); train {base.label} with {alternative}."
+            )
+        return None
+
+
+_ECOSYSTEM_LABELS = {"wan": "Wan", "sd3": "SD3"}
+CONTRACTS: dict[str, ContractVocabulary] = {
+    # beta12's ecosystem, optimizer and scheduler are free strings: the catalog's own lists stand.
+    BETA12: ContractVocabulary(
+        name=BETA12,
+        label="The orchestrator (beta12)",
+        ai_toolkit_ecosystems=dict(AI_TOOLKIT_VARIANTS),
+        ai_toolkit_optimizers=AI_TOOLKIT_OPTIMIZERS,
+        ai_toolkit_schedulers=AI_TOOLKIT_SCHEDULERS,
+        ai_toolkit_int_fields=frozenset(),
+        ai_toolkit_model_ecosystems=frozenset(AI_TOOLKIT_VARIANTS),
+        ai_toolkit_min_snr_ecosystems=frozenset(AI_TOOLKIT_VARIANTS),
+        ai_toolkit_steps=None,
+        not_carried={},
+    ),
+    # orchestrator-api-beta86.md §6.2-§6.3, §10.
+    BETA86: ContractVocabulary(
+        name=BETA86,
+        label="Today's orchestrator (beta86)",
+        ai_toolkit_ecosystems={"sd1": (), "sdxl": (), "chroma": (), "flux1": ("dev", "schnell")},
+        ai_toolkit_optimizers=(
+            "adamw",
+            "adamw8bit",
+            "adam8bit",
+            "lion",
+            "lion8bit",
+            "adafactor",
+            "adagrad",
+            "prodigy",
+            "prodigy8bit",
+            "automagic",
+        ),
+        ai_toolkit_schedulers=AI_TOOLKIT_SCHEDULERS,
+        ai_toolkit_int_fields=frozenset({"minSnrGamma"}),
+        ai_toolkit_model_ecosystems=frozenset({"sd1", "sdxl"}),
+        ai_toolkit_min_snr_ecosystems=frozenset({"sd1", "sdxl"}),
+        ai_toolkit_steps=(1, 10_000),  # AIToolkitTrainingInput.steps (§6.2)
+        not_carried={
+            AI_TOOLKIT: frozenset({"resolution", "numRepeats", "trainBatchSize"}),
+            MUSUBI: frozenset({"numRepeats", "trainBatchSize"}),
+        },
+    ),
+}
+
+
+def contract_vocabulary(contract: str) -> ContractVocabulary:
+    return CONTRACTS[contract]
+
+
+def _ai_toolkit_specs(ecosystem: str, contract: ContractVocabulary) -> tuple[ParamSpec, ...]:
     d = AI_TOOLKIT_DEFAULTS[ecosystem]
     no_te = ecosystem in NO_TEXT_ENCODER_ECOSYSTEMS
-    return (
-        _p("epochs", "int", "Epochs", d.epochs[0], minimum=d.epochs[1], maximum=d.epochs[2]),
+    if contract.ai_toolkit_steps is None:
+        length: tuple[ParamSpec, ...] = (
+            _p("epochs", "int", "Epochs", d.epochs[0], minimum=d.epochs[1], maximum=d.epochs[2]),
+        )
+    else:
+        low, high = contract.ai_toolkit_steps
+        checkpoints = AI_TOOLKIT_CHECKPOINTS
+        length = (
+            _p("steps", "int", "Steps", AI_TOOLKIT_DEFAULT_STEPS[ecosystem], minimum=low,
+               maximum=high, help="How long it trains (one image per step); sets the price."),
+            _p("epochs", "int", "Checkpoints", checkpoints[0], minimum=checkpoints[1],
+               maximum=checkpoints[2], help="How many LoRA files it saves along the way."),
+        )  # fmt: skip
+    min_snr_kind: ParamKind = "int" if "minSnrGamma" in contract.ai_toolkit_int_fields else "float"
+    specs = (
+        *length,
         _p("resolution", "int", "Resolution", d.resolution, minimum=d.resolution,
            maximum=d.resolution, locked=True),
         _p("lr", "float", "Learning rate", d.lr, minimum=0.000001, maximum=1),
@@ -354,21 +478,25 @@ def _ai_toolkit_specs(ecosystem: str) -> tuple[ParamSpec, ...]:
            maximum=1, nullable=True, locked=no_te),
         _p("trainTextEncoder", "bool", "Train text encoder", d.train_text_encoder, locked=no_te),
         _p("lrScheduler", "enum", "LR scheduler", AI_TOOLKIT_DEFAULT_SCHEDULER,
-           options=AI_TOOLKIT_SCHEDULERS),
+           options=contract.ai_toolkit_schedulers),
         _p("optimizerType", "enum", "Optimizer", AI_TOOLKIT_DEFAULT_OPTIMIZER,
-           options=AI_TOOLKIT_OPTIMIZERS),
+           options=contract.ai_toolkit_optimizers),
         _p("networkDim", "int", "Network dim", d.network_dim[0], minimum=d.network_dim[1],
            maximum=d.network_dim[2]),
         _p("networkAlpha", "int", "Network alpha", d.network_alpha[0], minimum=d.network_alpha[1],
            maximum=d.network_alpha[2]),
         _p("noiseOffset", "float", "Noise offset", d.noise_offset, minimum=0, maximum=1,
            locked=d.noise_offset_locked),
-        _p("minSnrGamma", "float", "Min SNR gamma", d.min_snr_gamma, minimum=0, maximum=20,
+        _p("minSnrGamma", min_snr_kind, "Min SNR gamma", d.min_snr_gamma, minimum=0, maximum=20,
            nullable=True, locked=d.min_snr_gamma is None),
         _p("flipAugmentation", "bool", "Flip augmentation", False),
         _p("shuffleTokens", "bool", "Shuffle tokens", False),
         _p("keepTokens", "int", "Keep tokens", 0, minimum=0, maximum=10),
     )  # fmt: skip
+    dropped = contract.not_carried.get(AI_TOOLKIT, frozenset())
+    if ecosystem not in contract.ai_toolkit_min_snr_ecosystems:
+        dropped |= {"minSnrGamma"}
+    return tuple(s for s in specs if s.name not in dropped)
 
 
 def _apply(
@@ -378,23 +506,30 @@ def _apply(
 
 
 @cache
-def param_specs(base_model: str, engine: Engine) -> tuple[ParamSpec, ...]:
-    """The parameters a run on this base model and engine takes, with its defaults and limits."""
+def param_specs(base_model: str, engine: Engine, contract: str) -> tuple[ParamSpec, ...]:
+    """The parameters a run on this base model and engine takes under this orchestrator contract,
+    with its defaults and limits: exactly what the contract can carry, nothing it cannot."""
     base = BASE_MODELS[base_model]
+    vocabulary = CONTRACTS[contract]
     if engine not in base.engines:
         return ()
     if engine == KOHYA:
-        return _apply(_KOHYA_BASE, _KOHYA_OVERRIDES[base_model])
-    if engine == MUSUBI:
-        return _MUSUBI
-    if engine == RAPID:
-        return _RAPID
-    assert base.ecosystem is not None
-    return _ai_toolkit_specs(base.ecosystem)
+        specs = _apply(_KOHYA_BASE, _KOHYA_OVERRIDES[base_model])
+    elif engine == MUSUBI:
+        specs = _MUSUBI
+    elif engine == RAPID:
+        specs = _RAPID
+    else:
+        if vocabulary.ai_toolkit_unavailable(base) is not None:
+            return ()
+        assert base.ecosystem is not None
+        return _ai_toolkit_specs(base.ecosystem, vocabulary)
+    dropped = vocabulary.not_carried.get(engine, frozenset())
+    return tuple(s for s in specs if s.name not in dropped)
 
 
-def param_spec_map(base_model: str, engine: Engine) -> dict[str, ParamSpec]:
-    return {s.name: s for s in param_specs(base_model, engine)}
+def param_spec_map(base_model: str, engine: Engine, contract: str) -> dict[str, ParamSpec]:
+    return {s.name: s for s in param_specs(base_model, engine, contract)}
 
 
 def computed_num_repeats(image_count: int) -> int:

@@ -57,9 +57,9 @@ def engine_table() -> str:
     return "\n".join(rows)
 
 
-def params_table(base_model: str, engine: catalog.Engine) -> str:
+def params_table(base_model: str, engine: catalog.Engine, contract: str) -> str:
     rows = ["| parameter | default | range or options |", "|---|---|---|"]
-    for s in catalog.param_specs(base_model, engine):
+    for s in catalog.param_specs(base_model, engine, contract):
         default = s.computed if s.computed else _fmt(s.default)
         rows.append(f"| `{s.name}` | {default} | {_range(s)} |")
     return "\n".join(rows)
@@ -75,6 +75,62 @@ def ai_toolkit_table() -> str:
             f"{_fmt(d.lr)} | {te} | {d.network_dim[0]} ({d.network_dim[1]}–{d.network_dim[2]}) | "
             f"{d.network_alpha[0]} ({d.network_alpha[1]}–{d.network_alpha[2]}) |"
         )
+    return "\n".join(rows)
+
+
+def contracts_table() -> str:
+    rows = [
+        "| | " + " | ".join(f"`{name}`" for name in catalog.CONTRACTS) + " |",
+        "|---|" + "---|" * len(catalog.CONTRACTS),
+    ]
+    vocabularies = list(catalog.CONTRACTS.values())
+
+    def row(label: str, cells: list[str]) -> None:
+        rows.append(f"| {label} | " + " | ".join(cells) + " |")
+
+    def names(values: object) -> str:
+        return ", ".join(f"`{v}`" for v in values) or "—"  # type: ignore[attr-defined]
+
+    row(
+        "AI Toolkit ecosystems (variants)",
+        [
+            ", ".join(
+                f"`{e}`" + (f" ({'/'.join(v)})" if v else "")
+                for e, v in c.ai_toolkit_ecosystems.items()
+            )
+            for c in vocabularies
+        ],
+    )
+    row("AI Toolkit optimizers", [names(c.ai_toolkit_optimizers) for c in vocabularies])
+    row("AI Toolkit schedulers", [names(c.ai_toolkit_schedulers) for c in vocabularies])
+    row(
+        "training length",
+        [
+            f"`steps` {c.ai_toolkit_steps[0]}–{c.ai_toolkit_steps[1]}, `epochs` = checkpoints saved"
+            if c.ai_toolkit_steps
+            else "`epochs` (× the orchestrator's repeats)"
+            for c in vocabularies
+        ],
+    )
+    row("integers only", [names(sorted(c.ai_toolkit_int_fields)) for c in vocabularies])
+    row(
+        "custom checkpoint with AI Toolkit on",
+        [names(sorted(c.ai_toolkit_model_ecosystems)) for c in vocabularies],
+    )
+    row(
+        "`minSnrGamma` with AI Toolkit on",
+        [names(sorted(c.ai_toolkit_min_snr_ecosystems)) for c in vocabularies],
+    )
+    row(
+        "not carried (refused with a 400)",
+        [
+            "; ".join(
+                f"{catalog.ENGINES[e].label}: {names(sorted(p))}" for e, p in c.not_carried.items()
+            )
+            or "—"
+            for c in vocabularies
+        ],
+    )
     return "\n".join(rows)
 
 
@@ -94,22 +150,27 @@ def generated() -> str:
         + f"\n\nScheduler `{catalog.AI_TOOLKIT_DEFAULT_SCHEDULER}` and optimizer "
         f"`{catalog.AI_TOOLKIT_DEFAULT_OPTIMIZER}` by default for every ecosystem.",
         "## Kohya names and AI Toolkit names\n\n" + renames_table(),
+        "## What each orchestrator contract accepts\n\n" + contracts_table(),
     ]
     seen: set[tuple[str, str]] = set()
-    for m in catalog.BASE_MODELS.values():
-        for engine in m.engines:
-            table = params_table(m.key, engine)
-            key = (engine, table)
-            if key in seen:
-                continue
-            seen.add(key)
-            same = [
-                b.key
-                for b in catalog.BASE_MODELS.values()
-                if engine in b.engines and params_table(b.key, engine) == table
-            ]
-            title = ", ".join(f"`{k}`" for k in same)
-            parts.append(f"## Parameters: {catalog.ENGINES[engine].label} on {title}\n\n{table}")
+    for contract in catalog.CONTRACTS:
+        for m in catalog.BASE_MODELS.values():
+            for engine in m.engines:
+                table = params_table(m.key, engine, contract)
+                key = (engine, table)
+                if table.count("\n") < 2 or key in seen:
+                    continue  # offered nowhere under this contract, or the same as shown above
+                seen.add(key)
+                same = [
+                    b.key
+                    for b in catalog.BASE_MODELS.values()
+                    if engine in b.engines and params_table(b.key, engine, contract) == table
+                ]
+                title = ", ".join(f"`{k}`" for k in same)
+                under = "" if contract == catalog.BETA12 else f" under `{contract}`"
+                parts.append(
+                    f"## Parameters: {catalog.ENGINES[engine].label} on {title}{under}\n\n{table}"
+                )
     return "\n\n".join(parts)
 
 

@@ -87,9 +87,18 @@ def _check_value(spec: ParamSpec, value: Any, where: str, context: str) -> Probl
     return None
 
 
-def _unknown(name: str, engine: Engine, specs: Mapping[str, ParamSpec]) -> Problem:
+def _unknown(
+    name: str, engine: Engine, specs: Mapping[str, ParamSpec], contract: catalog.ContractVocabulary
+) -> Problem:
     where = f"params.{name}"
     label = _engine_label(engine)
+    if name in contract.not_carried.get(engine, frozenset()):
+        return Problem(
+            where,
+            "not_carried",
+            f"{name} cannot be sent to {contract.label.lower()} for {label}, so it would not "
+            f"be used; remove it.",
+        )
     if engine == catalog.AI_TOOLKIT:
         if name in catalog.NOT_USED_BY_AI_TOOLKIT:
             return Problem(where, "not_used", f"{name} is not used by AI Toolkit; remove it.")
@@ -174,12 +183,15 @@ def resolve_params(
     engine: Engine,
     given: Mapping[str, Any],
     image_count: int | None,
+    contract: str,
     defaults: Mapping[str, ParamValue] | None = None,
 ) -> ResolvedParams:
-    """Validate engine-native parameters and fill in the catalog defaults.
+    """Validate engine-native parameters against what the orchestrator contract can carry and fill
+    in the catalog defaults.
 
     `defaults` may replace catalog defaults (an experiment arm); ranges and locks stay."""
-    specs = catalog.param_spec_map(base.key, engine)
+    vocabulary = catalog.contract_vocabulary(contract)
+    specs = catalog.param_spec_map(base.key, engine, contract)
     context = f"{base.label} with {_engine_label(engine)}"
     problems: list[Problem] = []
     for name, value in given.items():
@@ -189,7 +201,7 @@ def resolve_params(
         elif name in specs:
             problem = _check_value(specs[name], value, f"params.{name}", context)
         else:
-            problem = _unknown(name, engine, specs)
+            problem = _unknown(name, engine, specs, vocabulary)
         if problem:
             problems.append(problem)
 
@@ -200,7 +212,11 @@ def resolve_params(
         elif spec.computed and name == "numRepeats":
             effective[name] = catalog.computed_num_repeats(image_count or 1)
         elif defaults and name in defaults and not spec.locked:
-            effective[name] = defaults[name]
+            # A stored default (experiment arm, override) is offered only where this contract
+            # takes it: an optimizer beta86 lacks falls back to the catalog's.
+            value = defaults[name]
+            ok = _check_value(spec, value, name, context) is None
+            effective[name] = value if ok else spec.default
         else:
             effective[name] = spec.default
     if engine == catalog.RAPID:
@@ -243,10 +259,25 @@ def _cross_field(
             )
         )
     if engine == catalog.AI_TOOLKIT:
+        te_lr = eff.get("textEncoderLr")
         if not ok("trainTextEncoder", "textEncoderLr"):
             pass
+        elif te_lr == 0 and given.get("trainTextEncoder") is True:
+            problems.append(
+                Problem(
+                    "params.textEncoderLr",
+                    "zero_rate",
+                    "trainTextEncoder is true but textEncoderLr is 0, which would not train it; "
+                    "give a rate above 0 (e.g. 0.00005) or set trainTextEncoder to false.",
+                )
+            )
+        elif te_lr == 0 and "trainTextEncoder" not in given:
+            # The plan's rule (trainTextEncoder = !!textEncoderLR): a zero rate means "do not
+            # train the text encoder", never "train it at rate 0".
+            eff["trainTextEncoder"] = False
+            eff["textEncoderLr"] = None
         elif not eff.get("trainTextEncoder"):
-            if given.get("textEncoderLr") is not None:
+            if given.get("textEncoderLr") not in (None, 0):
                 problems.append(
                     Problem(
                         "params.textEncoderLr",
@@ -264,6 +295,30 @@ def _cross_field(
                     "trainTextEncoder is true, so textEncoderLr needs a value (e.g. 0.00005).",
                 )
             )
+    steps, checkpoints = eff.get("steps"), eff.get("epochs")
+    if (
+        "epochs" not in given
+        and isinstance(steps, int)
+        and isinstance(checkpoints, int)
+        and checkpoints > steps
+    ):
+        # A short run asked for without a checkpoint count saves one per step, not the default.
+        eff["epochs"] = checkpoints = steps
+    if (
+        engine == catalog.AI_TOOLKIT
+        and ok("steps", "epochs")
+        and isinstance(steps, int)
+        and isinstance(checkpoints, int)
+        and checkpoints > steps
+    ):
+        problems.append(
+            Problem(
+                "params.epochs",
+                "more_checkpoints_than_steps",
+                f"{checkpoints} checkpoints cannot be saved in {steps} steps; lower epochs "
+                f"(checkpoints) to {steps} or fewer, or raise steps.",
+            )
+        )
     if engine in (catalog.KOHYA, catalog.MUSUBI):
         batch, resolution = eff.get("trainBatchSize"), eff.get("resolution")
         if (
@@ -277,7 +332,9 @@ def _cross_field(
         ):
             problems.append(
                 Problem(
-                    "params.trainBatchSize",
+                    "params.resolution"
+                    if "resolution" in given and "trainBatchSize" not in given
+                    else "params.trainBatchSize",
                     "batch_too_high_for_resolution",
                     f"{base.label} trains at most 2 images per batch above 512 px; "
                     "lower trainBatchSize to 2 or resolution to 512.",
@@ -291,9 +348,13 @@ def _cross_field(
         ):
             steps = math.ceil(image_count * repeats * epochs / batch)  # type: ignore[operator]
             if steps > catalog.MAX_STEPS:
+                # Name the value the user chose, so the message sits at the field they set.
+                chosen = [
+                    n for n in ("maxTrainEpochs", "numRepeats", "trainBatchSize") if n in given
+                ]
                 problems.append(
                     Problem(
-                        "params.maxTrainEpochs",
+                        f"params.{chosen[0] if chosen else 'maxTrainEpochs'}",
                         "too_many_steps",
                         f"This run would take {steps} steps (images × numRepeats × epochs / "
                         f"batch); the limit is {catalog.MAX_STEPS}. Lower maxTrainEpochs or "
@@ -303,13 +364,17 @@ def _cross_field(
     return problems
 
 
-def kohya_to_ai_toolkit(*, base: BaseModel, params: Mapping[str, Any]) -> dict[str, Any]:
+def kohya_to_ai_toolkit(
+    *, base: BaseModel, params: Mapping[str, Any], contract: str
+) -> dict[str, Any]:
     """The page keeps Kohya-style names; at submission AI Toolkit gets its own (plan §4.1).
 
     Renames, derives trainTextEncoder from textEncoderLR, drops numRepeats/trainBatchSize and the
     Kohya-only knobs, converts scheduler and optimizer spellings, adds ecosystem and variant."""
     out: dict[str, Any] = {}
-    ai_specs = catalog.param_spec_map(base.key, catalog.AI_TOOLKIT) if base.ecosystem else {}
+    ai_specs = (
+        catalog.param_spec_map(base.key, catalog.AI_TOOLKIT, contract) if base.ecosystem else {}
+    )
     for name, value in params.items():
         if name in catalog.NOT_USED_BY_AI_TOOLKIT or name in catalog.KOHYA_ONLY:
             continue

@@ -265,12 +265,13 @@ def test_ai_toolkit_runs_succeed_end_to_end_under_beta86(
             lambda run=run: TrainingRun.objects.get(pk=run["id"]).status == "succeeded", timeout=60
         )
         detail = mod_api.get(f"{stack.url}{URL}{run['id']}/", timeout=10).json()
-        assert [e["epochNumber"] for e in detail["epochs"]] == [1, 2, 3, 4, 5], base
+        # The default run (#17): 2000 steps, 10 checkpoints, priced by its steps.
+        assert [e["epochNumber"] for e in detail["epochs"]] == list(range(1, 11)), base
         assert all(e["urlExpiresAt"] for e in detail["epochs"])
         assert requests.get(detail["epochs"][-1]["modelUrl"], timeout=10).status_code == 200
         payload = detail["payload"]
         assert payload["externalId"] == run["id"] and payload["currencies"] == ["blue"]
-        assert payload["steps"][0]["input"]["steps"] == 5 * 24
-        assert detail["chargedCost"] == {"sdxl": 30, "flux_dev": 120, "chroma": 120}[base]
+        assert payload["steps"][0]["input"]["steps"] == 2000
+        assert detail["chargedCost"] == {"sdxl": 500, "flux_dev": 2000, "chroma": 2000}[base]
         assert emulator.stats()["byTag"][f"run:{run['id']}"] == 1  # type: ignore[index]
     assert emulator.stats()["submissions"] == 3

@@ -71,7 +71,7 @@ def test_sd3_sits_behind_its_own_feature() -> None:
 
 @pytest.mark.parametrize(("key", "engine"), ALL_PAIRS)
 def test_every_default_sits_inside_its_own_range(key: str, engine: catalog.Engine) -> None:
-    for spec in catalog.param_specs(key, engine):
+    for spec in catalog.param_specs(key, engine, "beta12"):
         if spec.default is None:
             assert spec.nullable or spec.computed, spec.name
             continue
@@ -83,24 +83,24 @@ def test_every_default_sits_inside_its_own_range(key: str, engine: catalog.Engin
 
 
 def test_it_takes_the_per_model_kohya_settings_from_civitai() -> None:
-    pony = catalog.param_spec_map("pony", "kohya")
+    pony = catalog.param_spec_map("pony", "kohya", "beta12")
     assert pony["optimizerType"].default == "Prodigy"
     assert pony["trainBatchSize"].default == 5
     assert pony["noiseOffset"].default == 0.03
-    anime = catalog.param_spec_map("anime", "kohya")
+    anime = catalog.param_spec_map("anime", "kohya", "beta12")
     assert (anime["clipSkip"].default, anime["networkDim"].default) == (2, 16)
-    flux = catalog.param_spec_map("flux_dev", "kohya")
+    flux = catalog.param_spec_map("flux_dev", "kohya", "beta12")
     assert flux["textEncoderLR"].locked and flux["textEncoderLR"].default == 0
 
 
 def test_ai_toolkit_settings_follow_the_plan_per_ecosystem() -> None:
-    sd1 = catalog.param_spec_map("sd_1_5", "ai-toolkit")
+    sd1 = catalog.param_spec_map("sd_1_5", "ai-toolkit", "beta12")
     assert (sd1["epochs"].minimum, sd1["epochs"].maximum, sd1["epochs"].default) == (5, 20, 5)
     assert sd1["trainTextEncoder"].default is True and sd1["textEncoderLr"].default == 0.00005
-    wan = catalog.param_spec_map("wan_2_2_t2v_a14b", "ai-toolkit")
+    wan = catalog.param_spec_map("wan_2_2_t2v_a14b", "ai-toolkit", "beta12")
     assert (wan["epochs"].minimum, wan["epochs"].maximum) == (2, 10)
     assert wan["lr"].default == 0.0002 and wan["resolution"].default == 512
-    flux = catalog.param_spec_map("flux_dev", "ai-toolkit")
+    flux = catalog.param_spec_map("flux_dev", "ai-toolkit", "beta12")
     assert (flux["networkDim"].minimum, flux["networkDim"].maximum) == (8, 32)
     assert flux["trainTextEncoder"].locked
     assert "numRepeats" not in flux and "trainBatchSize" not in flux

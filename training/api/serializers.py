@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 from training.models import ENGINE_CHOICES, PRIORITY_CHOICES, RunEvent, RunStatus, TrainingRun
 from training.payloads import stored_workflow_body
-from training.runspec import resolve_run
+from training.runspec import resolve_run, uri_problem
 from vocabulary import catalog
 
 
@@ -52,10 +52,22 @@ class StrictSerializer(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+_HTTP_URL = URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")
+
+
+def http_uri(value: str) -> None:
+    """An http(s) URL that is also an RFC 3986 URI, as the orchestrator's `format: uri` wants
+    (#17); one message, saying which character to encode when that is the problem."""
+    problem = uri_problem(value)
+    if problem:
+        raise serializers.ValidationError(problem, code="not_a_uri")
+    _HTTP_URL(value)
+
+
 class TrainingDataSerializer(StrictSerializer):
     url = StrictCharField(
         max_length=2000,
-        validators=[URLValidator(schemes=["http", "https"], message="Enter an http(s) URL.")],
+        validators=[http_uri],
         help_text="Where the orchestrator downloads the training zip (http or https).",
     )
     imageCount = StrictIntegerField(
@@ -228,6 +240,7 @@ class ParamSpecSerializer(serializers.Serializer[Any]):
     nullable = serializers.BooleanField()
     step = serializers.IntegerField(allow_null=True)
     computed = serializers.CharField(allow_null=True)
+    help = serializers.CharField(allow_blank=True)
 
 
 class CatalogEngineSerializer(serializers.Serializer[Any]):
@@ -253,6 +266,11 @@ class CatalogBaseModelSerializer(serializers.Serializer[Any]):
 
 
 class CatalogSerializer(serializers.Serializer[Any]):
+    contract = serializers.ChoiceField(
+        choices=["beta12", "beta86"],
+        help_text="The orchestrator contract in effect: every option and range below is what it "
+        "accepts (docs/contracts.md).",
+    )
     baseModels = CatalogBaseModelSerializer(many=True)
     engines = serializers.ListField(child=serializers.DictField())
 

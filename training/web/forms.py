@@ -17,6 +17,7 @@ from experiments.defaults import effective_defaults
 from training import uploads
 from training.api.errors import _flatten, _group
 from training.api.serializers import RunInputSerializer
+from training.orchestrator.contracts import active as active_contract
 from training.runspec import FeatureNotActive, RunRejected, RunSpec
 from vocabulary import catalog
 from vocabulary.catalog import BaseModel, Engine, ParamSpec
@@ -109,11 +110,12 @@ def page_params(
 
     For AI Toolkit these are AI Toolkit's defaults and ranges (the catalog's), renamed with
     catalog.AI_TOOLKIT_TO_KOHYA_NAMES; numRepeats and trainBatchSize are absent because AI Toolkit
-    has no such parameters."""
+    has no such parameters. Which rows apply, their labels and ranges come from the catalog for the
+    active contract (beta86: Steps and Checkpoints; beta12: Epochs)."""
     if base_key not in catalog.BASE_MODELS:
         return []
     rows = []
-    for spec in catalog.param_specs(base_key, engine):
+    for spec in catalog.param_specs(base_key, engine, active_contract().name):
         if defaults and spec.name in defaults and not spec.locked:
             # This user's effective default (a promoted override or their experiment arm).
             spec = replace(spec, default=defaults[spec.name])
@@ -292,7 +294,9 @@ class RunForm:
             body["trainingData"] = training_data
         params = self.kohya_params()
         if self.base is not None and self.engine == catalog.AI_TOOLKIT:
-            params = kohya_to_ai_toolkit(base=self.base, params=params)
+            params = kohya_to_ai_toolkit(
+                base=self.base, params=params, contract=active_contract().name
+            )
         body["params"] = params
         return body
 

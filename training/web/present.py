@@ -6,6 +6,7 @@ from typing import Any
 
 from flags.tiers import is_moderator, user_tier
 from training.models import ACTIVE_STATUSES, TrainingRun
+from training.orchestrator.contracts import active as active_contract
 from training.services import RETRYABLE
 from vocabulary import catalog
 
@@ -32,7 +33,8 @@ def epochs_total(run: TrainingRun) -> int | None:
         name = catalog.KOHYA_TO_AI_TOOLKIT_NAMES[name]
     value = (run.params or {}).get(name)
     if value is None:
-        spec = catalog.param_spec_map(run.base_model, run.engine).get(name)  # type: ignore[arg-type]
+        specs = catalog.param_spec_map(run.base_model, run.engine, active_contract().name)  # type: ignore[arg-type]
+        spec = specs.get(name)
         value = spec.default if spec else None
     return value if isinstance(value, int) else None
 

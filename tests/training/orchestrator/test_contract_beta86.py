@@ -44,7 +44,7 @@ def refused_under(contract: str, key: str, engine: str) -> bool:
 
 
 def spec86(key: str, engine: catalog.Engine, params: dict[str, Any] | None = None) -> RunSpec:
-    spec = spec_for(key, engine, params)
+    spec = spec_for(key, engine, params, contract="beta86")
     spec.training_data_url = "https://data.example.com/set.zip"  # beta86 wants an AIR-like URL
     return spec
 
@@ -86,9 +86,9 @@ def test_every_base_model_and_engine_is_accepted_refused_or_translated_under_eac
     assert payload["currencies"] == [] and payload["externalId"] == run["id"]
     assert payload["callbacks"][0]["detailed"] is False
     if engine == "ai-toolkit":
-        epochs = run["params"]["epochs"]
-        assert step_input["epochs"] == epochs  # checkpoints kept = the run's epochs
-        assert step_input["steps"] == epochs * 24  # one pass over the 24 images per epoch
+        # A real length (#17): the ecosystem's default run, not epochs × images.
+        assert step_input["steps"] == run["params"]["steps"] == 2000
+        assert step_input["epochs"] == run["params"]["epochs"] == 10  # checkpoints saved
         assert step_input["batchSize"] == 1
         assert not {"resolution", "numRepeats", "trainBatchSize"} & set(step_input)
         has_model = base.ecosystem in ("sd1", "sdxl")
@@ -121,15 +121,25 @@ def test_switching_the_contract_changes_the_catalog_only_where_the_contract_decl
 ) -> None:
     client = client_for(ai_mod)
     old, new = catalog_under("beta12", client), catalog_under("beta86", client)
+    assert (old["contract"], new["contract"]) == ("beta12", "beta86")
     assert old["engines"] == new["engines"]
-    changed = set()
+    unavailable, changed = set(), set()
     for before, after in zip(old["baseModels"], new["baseModels"], strict=True):
         for engine_before, engine_after in zip(before["engines"], after["engines"], strict=True):
-            if engine_before != engine_after:
-                changed.add((before["key"], engine_before["key"]))
-                assert engine_after["available"] is False
+            if engine_before == engine_after:
+                continue
+            changed.add((before["key"], engine_before["key"]))
+            if engine_after["available"] is False:
+                unavailable.add((before["key"], engine_before["key"]))
                 assert engine_after["reason"].startswith("Today's orchestrator (beta86) has no")
                 assert engine_after["params"] == [] and engine_after["default"] is False
+                continue
+            names_before = [p["name"] for p in engine_before["params"]]
+            names_after = [p["name"] for p in engine_after["params"]]
+            if engine_before["key"] == "musubi":
+                assert set(names_before) - set(names_after) == {"numRepeats", "trainBatchSize"}
+            else:
+                assert names_after[:2] == ["steps", "epochs"] and "resolution" not in names_after
         assert {k: v for k, v in before.items() if k != "engines"} == {
             k: v for k, v in after.items() if k != "engines"
         }
@@ -138,7 +148,9 @@ def test_switching_the_contract_changes_the_catalog_only_where_the_contract_decl
         for k, m in catalog.BASE_MODELS.items()
         if m.ecosystem in NO_BETA86_ECOSYSTEM and "ai-toolkit" in m.engines
     }
-    assert changed == expected and len(expected) == 5
+    assert unavailable == expected and len(expected) == 5
+    # Kohya and Rapid carry the same fields under both contracts.
+    assert {engine for _, engine in changed} == {"ai-toolkit", "musubi"}
     wan = next(m for m in new["baseModels"] if m["key"] == "wan_2_1_t2v_14b")
     assert wan["defaultEngine"] == "musubi"
     assert "train Wan 2.1 T2V 14B with Musubi" in wan["engines"][-1]["reason"]
@@ -164,23 +176,31 @@ def test_each_contract_declares_an_epoch_range_holding_every_catalog_ai_toolkit_
         low, high = contract.ai_toolkit_epochs_range()
         for key, base in catalog.BASE_MODELS.items():
             if "ai-toolkit" in base.engines:
-                spec = catalog.param_spec_map(key, "ai-toolkit")["epochs"]
+                specs = catalog.param_spec_map(key, "ai-toolkit", contract.name)
+                if not specs:
+                    continue  # not offered under this contract
+                spec = specs["epochs"]
                 assert spec.minimum is not None and spec.maximum is not None
                 assert low <= spec.minimum and spec.maximum <= high, (contract.name, key)
     assert contracts.get("beta12").ai_toolkit_steps(spec86("sdxl", "ai-toolkit")) is None
-    assert contracts.get("beta86").ai_toolkit_steps(spec86("sdxl", "ai-toolkit")) == 120
+    assert contracts.get("beta86").ai_toolkit_steps(spec86("sdxl", "ai-toolkit")) == 2000
 
 
 def test_the_params_a_contract_does_not_send_are_declared() -> None:
     b12, b86 = contracts.get("beta12"), contracts.get("beta86")
     assert b12.params_not_sent(spec86("sdxl", "ai-toolkit")) == frozenset()
-    assert b86.params_not_sent(spec86("sdxl", "ai-toolkit")) == {"resolution"}
-    assert b86.params_not_sent(spec86("flux_dev", "ai-toolkit")) == {"resolution", "minSnrGamma"}
-    assert b86.params_not_sent(spec86("wan_2_1_t2v_14b", "musubi")) == {
+    # Runs accepted under beta86 carry nothing beta86 cannot send (#17)...
+    for key, engine in ALL_PAIRS:
+        if not refused_under("beta86", key, engine):
+            assert b86.params_not_sent(spec86(key, engine)) == frozenset(), (key, engine)
+    # ...only runs stored under beta12 and sent after a switch do, and those are left out.
+    assert b86.params_not_sent(spec_for("sdxl", "ai-toolkit")) == {"resolution"}
+    assert b86.params_not_sent(spec_for("flux_dev", "ai-toolkit")) == {"resolution", "minSnrGamma"}
+    assert b86.params_not_sent(spec_for("wan_2_1_t2v_14b", "musubi")) == {
         "numRepeats",
         "trainBatchSize",
     }
-    assert b86.params_not_sent(spec86("sdxl", "kohya")) == frozenset()
+    assert b86.params_not_sent(spec_for("sdxl", "kohya")) == frozenset()
     for key, engine in ALL_PAIRS:
         spec = spec86(key, engine)
         if refused_under("beta86", key, engine):
@@ -193,8 +213,16 @@ def test_the_params_a_contract_does_not_send_are_declared() -> None:
 # --- the translation ----------------------------------------------------------------------------
 
 
-def test_steps_are_epochs_times_images_clamped_to_the_contracts_range() -> None:
-    spec = spec86("sdxl", "ai-toolkit", {"epochs": 20})
+def test_steps_and_checkpoints_are_sent_as_the_run_asks() -> None:
+    spec = spec86("sdxl", "ai-toolkit", {"steps": 3500, "epochs": 7})
+    step_input = build86(spec)["steps"][0]["input"]
+    assert (step_input["steps"], step_input["epochs"]) == (3500, 7)
+    assert list(step_input).count("steps") == 1
+
+
+def test_a_run_stored_before_steps_keeps_the_length_it_was_quoted() -> None:
+    spec = spec_for("sdxl", "ai-toolkit", {"epochs": 20})  # beta12 params: no steps
+    spec.training_data_url = "https://data.example.com/set.zip"
     spec.image_count = 1000
     step_input = build86(spec)["steps"][0]["input"]
     assert (step_input["steps"], step_input["epochs"]) == (10_000, 20)  # 20 000 clamped

@@ -86,7 +86,9 @@ class Contract(Protocol):
         ...
 
     def params_not_sent(self, run: RunLike) -> frozenset[str]:
-        """The run's parameters this contract has no field for: kept with the run, not sent."""
+        """The run's parameters this contract has no field for. A run with any is refused when
+        accepted (payloads.checked_workflow_body); only a run stored under another contract can
+        have some, and they are left out of its body."""
         ...
 
 

@@ -369,7 +369,7 @@ def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str,
 
 def ai_toolkit_unavailable(base: CatalogBaseModel) -> str | None:
     # beta12's ecosystem is a free string: every catalog ecosystem is accepted on the wire.
-    return None
+    return catalog.contract_vocabulary(NAME).ai_toolkit_unavailable(base)
 
 
 def _epochs(output: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,10 +1,10 @@
 """The orchestrator contract of `@civitai/client` 0.2.0-beta.86, today's orchestrator.
 
-The plan's run is translated, not reshaped: its epoch count becomes both `steps` (the length and
-the price: one pass over the images per epoch, batch 1) and `epochs` (the checkpoints kept), and
-what beta86 no longer has (`resolution`, `numRepeats`, `trainBatchSize`, the Wan and SD3
-ecosystems) is not sent, or, where it matters, refused with the reason (docs/contracts.md).
-The schema lives in beta86_schema.py.
+AI Toolkit runs say how long they train: `steps` (the length and the price) and `epochs` (the
+checkpoints saved) are parameters of their own under beta86 (#17), offered by the catalog from its
+contract table, which also leaves out what beta86 cannot carry (`resolution`, `numRepeats`,
+`trainBatchSize`, the Wan and SD3 ecosystems): such a parameter is refused, never dropped
+(docs/contracts.md). The schema lives in beta86_schema.py.
 """
 
 from __future__ import annotations
@@ -39,14 +39,10 @@ from vocabulary import catalog
 from vocabulary.catalog import BaseModel as CatalogBaseModel
 
 NAME = "beta86"
+_VOCABULARY = catalog.contract_vocabulary(NAME)
 AI_TOOLKIT_EPOCHS = (1, 200)  # AIToolkitTrainingInput.epochs (§6.2): checkpoints kept
 AI_TOOLKIT_STEPS = (1, 10_000)  # AIToolkitTrainingInput.steps (§6.2)
-AI_TOOLKIT_BATCH_SIZE = 1  # what the steps formula assumes; every ecosystem allows it
-# Ours, but no beta86 field: not sent (Musubi's repeats/batch went with maxTrainEpochs, §10).
-_NOT_ON_AI_TOOLKIT = frozenset({"resolution", "numRepeats", "trainBatchSize"})
-_NOT_ON_MUSUBI = frozenset({"numRepeats", "trainBatchSize"})
-_INT_FIELDS = frozenset({"minSnrGamma", "networkDim", "networkAlpha", "keepTokens"})
-_ECOSYSTEM_LABELS = {"wan": "Wan", "sd3": "SD3"}
+AI_TOOLKIT_BATCH_SIZE = 1  # every ecosystem allows it; the steps are images seen at batch 1
 # The preview/estimate placeholder run id (training.payloads.PREVIEW_RUN_ID).
 _PREVIEW_RUN_ID = str(UUID(int=0))
 
@@ -75,20 +71,16 @@ def ai_toolkit_epochs(run: RunLike) -> int:
 
 
 def ai_toolkit_steps(run: RunLike) -> int:
-    """One pass over the data per epoch at batch 1: epochs × images, within 1..10000."""
-    return _clamp(ai_toolkit_epochs(run) * max(1, run.image_count), AI_TOOLKIT_STEPS)
+    """The run's `steps`; a run stored before #17 has none and keeps the length it was quoted:
+    one pass over the data per epoch at batch 1, within 1..10000."""
+    steps = run.params.get("steps")
+    if isinstance(steps, bool) or not isinstance(steps, int):
+        steps = ai_toolkit_epochs(run) * max(1, run.image_count)
+    return _clamp(steps, AI_TOOLKIT_STEPS)
 
 
 def _model_air(run: RunLike) -> str:
     return run.custom_model or catalog.BASE_MODELS[run.base_model].air
-
-
-def _wire_value(name: str, value: Any) -> Any:
-    # Our catalog keeps minSnrGamma as a number; beta86 wants an int32. 5.0 is 5; 2.5 stays
-    # 2.5 and the schema refuses it with the field's path.
-    if name in _INT_FIELDS and isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _ai_toolkit_input(run: RunLike) -> dict[str, Any]:
@@ -109,12 +101,15 @@ def _ai_toolkit_input(run: RunLike) -> dict[str, Any]:
     body["steps"] = ai_toolkit_steps(run)
     body["epochs"] = ai_toolkit_epochs(run)
     body["batchSize"] = AI_TOOLKIT_BATCH_SIZE
+    unsent = params_not_sent(run)  # empty for runs accepted under beta86; see params_not_sent
     for name, value in run.params.items():
-        if name == "epochs" or name in _NOT_ON_AI_TOOLKIT or value is None:
+        if name in ("steps", "epochs") or name in unsent or value is None:
             continue  # None: absent, and beta86's nulls only ever mean "not set"
-        if name == "minSnrGamma" and ecosystem not in ECOSYSTEMS_WITH_MIN_SNR:
-            continue
-        body[name] = _wire_value(name, value)
+        if name in _VOCABULARY.ai_toolkit_int_fields and isinstance(value, float):
+            # A run stored before #17 kept minSnrGamma as a number: 5.0 is 5 (the catalog now
+            # offers only integers, so 2.5 cannot be accepted any more).
+            value = int(value) if value.is_integer() else value
+        body[name] = value
     return body
 
 
@@ -132,14 +127,12 @@ def _legacy_input(run: RunLike) -> dict[str, Any]:
         body["negativePrompt"] = run.negative_prompt
     if run.engine == catalog.RAPID:
         return body  # Rapid sends no training parameters at all
+    unsent = params_not_sent(run)
     for name, value in run.params.items():
-        if value is None:
+        if value is None or name in unsent:
             continue
-        if run.engine == catalog.MUSUBI:
-            if name in _NOT_ON_MUSUBI:
-                continue
-            if name == "maxTrainEpochs":
-                name = "epochs"
+        if run.engine == catalog.MUSUBI and name == "maxTrainEpochs":
+            name = "epochs"
         body[name] = value
     return body
 
@@ -169,37 +162,20 @@ def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str,
 
 
 def ai_toolkit_unavailable(base: CatalogBaseModel) -> str | None:
-    ecosystem = base.ecosystem
-    if ecosystem is None:
-        return None  # not an AI Toolkit base model at all: the catalog says why
-    alternative = catalog.ENGINES[base.default_engine].label
-    variants = AI_TOOLKIT_ECOSYSTEMS.get(ecosystem)
-    if variants is None:
-        label = _ECOSYSTEM_LABELS.get(ecosystem, ecosystem)
-        return (
-            f"Today's orchestrator (beta86) has no {label} ecosystem for AI Toolkit; "
-            f"train {base.label} with {alternative}."
-        )
-    if variants and base.variant not in variants:
-        return (
-            f"Today's orchestrator (beta86) has no {ecosystem} variant {base.variant!r} for AI "
-            f"Toolkit (only {', '.join(variants)}); train {base.label} with {alternative}."
-        )
-    return None
+    return _VOCABULARY.ai_toolkit_unavailable(base)
 
 
 def params_not_sent(run: RunLike) -> frozenset[str]:
+    """The run's parameters beta86 has no field for: empty for every run the catalog accepts
+    under beta86 (payloads.checked_workflow_body refuses a run where it is not). Only a run stored
+    under beta12 and sent after a switch to beta86 has any; they are left out of its body."""
     params = frozenset(run.params)
     if run.engine == catalog.RAPID:
-        return params
-    if run.engine == catalog.MUSUBI:
-        return params & _NOT_ON_MUSUBI
-    if run.engine == catalog.AI_TOOLKIT:
-        dropped = params & _NOT_ON_AI_TOOLKIT
-        if run.ecosystem not in ECOSYSTEMS_WITH_MIN_SNR:
-            dropped |= params & {"minSnrGamma"}
-        return dropped
-    return frozenset()
+        return params  # Rapid's rows are shown, never sent, and its params are always {}
+    dropped = params & _VOCABULARY.not_carried.get(run.engine, frozenset())  # type: ignore[call-overload]
+    if run.engine == catalog.AI_TOOLKIT and run.ecosystem not in ECOSYSTEMS_WITH_MIN_SNR:
+        dropped |= params & {"minSnrGamma"}
+    return dropped
 
 
 # --- reading workflows --------------------------------------------------------------------------
