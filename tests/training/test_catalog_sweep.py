@@ -11,10 +11,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import override_settings
 
-from training import catalog
 from training.orchestrator import contracts
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
 from training.runspec import RunRejected, resolve_run, run_spec
+from vocabulary import catalog
 
 
 def values_of(spec: catalog.ParamSpec) -> list[Any]:

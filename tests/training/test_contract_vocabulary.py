@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import get_args
 
-from training import catalog
 from training.orchestrator.contracts import beta12, beta86, beta86_schema
+from vocabulary import catalog
 
 
 def test_the_beta86_row_is_the_beta86_schemas() -> None:
