@@ -9,9 +9,9 @@ urlpatterns = [
     path("api/v1/", include("training.api.urls")),
     path("api/v1/", include("flags.urls")),
     path("mod/experiments/", include("experiments.urls")),
-    path("mod/", include("training.console.urls")),  # moderator console
+    path("mod/", include("console.urls")),  # moderator console
     path(
-        "", include("training.console.ops_urls")
+        "", include("console.ops_urls")
     ),  # /metrics and /healthz  # moderator console and ops endpoints
     path("", include("training.web.urls")),  # the pages
 ]

@@ -19,12 +19,11 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 
 from training import catalog, lifecycle, services
-from training.console import models as _rollup_models  # noqa: F401  (registers them at start-up)
-from training.console.rollup import ecosystem_of
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.client import OrchestratorError
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
+from training.selectors import ecosystem_of
 from training.tasks import refresh_run_task
 
 COUNT_CAP = 10_000

@@ -6,15 +6,15 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from training import catalog
-from training.console import charts
-from training.metrics import (
+from console import charts
+from console.metrics import (
     PARAM_LABELS,
     WINDOWS,
     Dashboard,
     GroupStats,
     ParamUsage,
 )
+from training import catalog
 
 DASH = "—"  # no data: never 0, which would read as a measured zero
 

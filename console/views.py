@@ -8,9 +8,9 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from training.console.ops import health, metrics_access, ops_snapshot, render_prometheus
-from training.console.present import dashboard_context
-from training.metrics import training_dashboard, window_days
+from console.metrics import training_dashboard, window_days
+from console.ops import health, metrics_access, ops_snapshot, render_prometheus
+from console.present import dashboard_context
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -1,4 +1,4 @@
-"""Keeping the console's rollups (training.console.models) current.
+"""Keeping the console's rollups (console.models) current.
 
 Reading a million raw runs per page view does not scale, so the dashboard and /metrics read daily
 rollups instead. A pass (`rollup_refresh`) finds the runs and events touched since the previous
@@ -7,7 +7,7 @@ those belong to; recomputing a day is idempotent, so passes may overlap and neve
 History is built newest day first, a week per step, within a time budget, so the first pass on a
 large table does not hold a request for minutes (the dashboard says how far back it is built).
 
-Passes run from the Celery task in training.console.tasks when beat schedules it, and otherwise
+Passes run from the Celery task in console.tasks when beat schedules it, and otherwise
 from whoever reads a rollup older than TRAINING_ROLLUP_MAX_AGE_SECONDS (`rollup_ensure_fresh`).
 One process refreshes at a time (a row lock); the others keep reading the last complete pass.
 """
@@ -29,8 +29,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from training import catalog
-from training.console.models import (
+from console.models import (
     Basis,
     RollupState,
     RollupWindowSnapshot,
@@ -41,10 +40,11 @@ from training.console.models import (
     UserActivityDailyStat,
     UserTrainingActivity,
 )
-from training.console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
-from training.console.windows import snapshot_windows
+from console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
+from console.windows import snapshot_windows
+from training import catalog
 from training.models import RunEvent, RunStatus, TrainingRun
-from training.selectors import FINISHED_STATUSES
+from training.selectors import FINISHED_STATUSES, ecosystem_of
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +64,6 @@ AI_TOOLKIT_BASES = tuple(
 EVENT_KINDS = (RunEvent.Kind.CALLBACK, RunEvent.Kind.SUBMIT_ERROR)
 ERROR_KINDS = ("transient", "auth", "rejected")  # lifecycle's "<kind>: <message>" prefixes
 PARAMS = ("optimizer", "scheduler", "network_dim", "epochs")
-
-
-def ecosystem_of(base_model: str) -> str:
-    """The family a base model trains in: its AI Toolkit ecosystem, else its base type
-    (Hunyuan Video has none)."""
-    base = catalog.BASE_MODELS.get(base_model)
-    if base is None:
-        return "unknown"
-    return base.ecosystem or base.base_type
 
 
 def _day_start(day: date) -> datetime:

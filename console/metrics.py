@@ -1,5 +1,5 @@
 """The moderator dashboard's numbers (plan §6.1, "Success Criteria"), read from the daily rollups
-(training.console.rollup) so that a page costs the same handful of queries at any number of runs.
+(console.rollup) so that a page costs the same handful of queries at any number of runs.
 
 Windows are whole UTC days ending today: 7 days = today and the six before. Two clocks count:
 - by the day a run was created: runs started, cost, adoption, parameter usage;
@@ -21,17 +21,18 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.utils import timezone
 
-from flags import conf as rollout_conf
-from flags.tiers import is_moderator
-from training import catalog, selectors
-from training.console.models import (
+from console.models import (
     Basis,
     RollupState,
     UserActivityDailyStat,
 )
-from training.console.rollup import AI_TOOLKIT_BASES, PARAMS, ecosystem_of, rollup_ensure_fresh
-from training.console.sketch import Distribution
-from training.console.windows import WINDOWS, rows_for_window
+from console.rollup import AI_TOOLKIT_BASES, PARAMS, rollup_ensure_fresh
+from console.sketch import Distribution
+from console.windows import WINDOWS, rows_for_window
+from flags import conf as rollout_conf
+from flags.tiers import is_moderator
+from training import catalog, selectors
+from training.selectors import ecosystem_of
 
 DEFAULT_WINDOW = 30
 SUCCESS_TARGET = 0.9  # plan, Post-Launch Metrics: 90 %+ success with AI Toolkit
@@ -280,7 +281,7 @@ def training_dashboard(*, user: Any, days: int, today: date | None = None) -> Da
     """Every number on the moderator dashboard for the `days`-day window ending today (UTC).
 
     Four queries at any number of runs: the rollups' freshness (plus a refresh pass when they
-    are older than a minute), the window's snapshot (training.console.windows), distinct users,
+    are older than a minute), the window's snapshot (console.windows), distinct users,
     and the rollout guard's own count."""
     if not can_view_console(user):
         raise PermissionDenied("The training console is for moderators.")

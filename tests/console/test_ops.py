@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
-from tests.training.console.helpers import ago, event, make_run, refreshed
+from tests.console.helpers import ago, event, make_run, refreshed
 from training.models import RunEvent
 
 pytestmark = pytest.mark.django_db
@@ -297,7 +297,7 @@ def test_healthz_needs_no_login_and_is_not_cached(db: None, emulator: EmulatorSe
 
 
 def test_the_refresh_task_runs_a_pass(owner: User) -> None:
-    from training.console.tasks import refresh_rollups_task
+    from console.tasks import refresh_rollups_task
 
     make_run(owner)
     result = refresh_rollups_task.apply().get()

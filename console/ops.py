@@ -23,9 +23,9 @@ from django.db.models import Count, Min, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from training.console.models import Basis, RunDailyStat, RunEventDailyStat
-from training.console.rollup import ERROR_KINDS, rollup_ensure_fresh
-from training.metrics import Guard, rollout_guard
+from console.metrics import Guard, rollout_guard
+from console.models import Basis, RunDailyStat, RunEventDailyStat
+from console.rollup import ERROR_KINDS, rollup_ensure_fresh
 from training.models import ACTIVE_STATUSES, TERMINAL_STATUSES, RunEvent, RunStatus, TrainingRun
 
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.conftest import make_user, run_body
-from tests.training.console.helpers import ago, make_run
+from tests.console.helpers import ago, make_run
 from training import lifecycle, services
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.client import get_client
