@@ -9,3 +9,11 @@ class ConsoleConfig(AppConfig):
     name = "console"
     verbose_name = "Moderator console"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from flags.services import rollout_evidence_register
+        from training.selectors import engine_success_rate
+
+        # The rollout guard (flags) counts runs (training), which sit above it: the top layer
+        # hands it the counter, so flags never imports training (docs/decisions.md).
+        rollout_evidence_register(engine_success_rate)

@@ -29,9 +29,11 @@ from console.models import (
 from console.rollup import AI_TOOLKIT_BASES, PARAMS, rollup_ensure_fresh
 from console.sketch import Distribution
 from console.windows import WINDOWS, rows_for_window
-from flags import conf as rollout_conf
+from flags.registry import AI_TOOLKIT_TRAINING
+from flags.services import RolloutGuard as Guard
+from flags.services import rollout_guard as flags_rollout_guard
 from flags.tiers import is_moderator
-from training import catalog, selectors
+from training import catalog
 from training.selectors import ecosystem_of
 
 DEFAULT_WINDOW = 30
@@ -170,27 +172,6 @@ class ParamUsage:
 
 
 @dataclass(frozen=True)
-class Guard:
-    """The rollout guard's own number (selectors.engine_success_rate), not the dashboard's."""
-
-    engine: str
-    window_days: int
-    succeeded: int
-    finished: int
-    min_rate: float
-    min_runs: int
-
-    @property
-    def rate(self) -> float | None:
-        return _rate(self.succeeded, self.finished)
-
-    @property
-    def passes(self) -> bool:
-        rate = self.rate
-        return self.finished >= self.min_runs and rate is not None and rate >= self.min_rate
-
-
-@dataclass(frozen=True)
 class DailySeries:
     engine: str
     label: str
@@ -264,17 +245,9 @@ def _group(groups: dict[str, GroupStats], key: str) -> GroupStats:
 
 
 def rollout_guard() -> Guard:
-    engine = catalog.AI_TOOLKIT
-    days = rollout_conf.rollout_window_days()  # 14 unless ROLLOUT_WINDOW_DAYS says otherwise
-    numbers = selectors.engine_success_rate(engine=engine, days=days)
-    return Guard(
-        engine=engine,
-        window_days=days,
-        succeeded=numbers.succeeded,
-        finished=numbers.finished,
-        min_rate=rollout_conf.rollout_min_success_rate(),
-        min_runs=rollout_conf.rollout_min_finished_runs(),
-    )
+    """The rollout guard itself (flags.services.rollout_guard): the dashboard shows the number
+    the rollout service gates on, never a second count."""
+    return flags_rollout_guard(key=AI_TOOLKIT_TRAINING)
 
 
 def training_dashboard(*, user: Any, days: int, today: date | None = None) -> Dashboard:
