@@ -48,10 +48,12 @@ MOD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("flags", "rolloutchange", "view_rolloutchange"),
     ("flags", "stagedfeature", "view_stagedfeature"),
     ("flags", "featurepreference", "view_featurepreference"),
+    # Moderators view every run and cancel with a reason (training.admin's has_cancel_permission:
+    # group `mod`); they never create or retry runs in another user's account.
     ("training", "trainingrun", "view_trainingrun"),
-    # Every run field is read-only in admin: "change" only unlocks the cancel and retry actions.
-    ("training", "trainingrun", "change_trainingrun"),
 )
+# Held by group `mod` before moderator powers were decided (#16 item 2); taken back at sync.
+MOD_PERMISSIONS_WITHDRAWN: tuple[tuple[str, str], ...] = (("training", "change_trainingrun"),)
 
 
 class FeatureNotToggleable(Exception):
@@ -166,8 +168,14 @@ def mod_permissions_grant(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
             codename=codename,
             defaults={"name": f"Can {action} {model._meta.verbose_name_raw}"},
         )
-        mod.permissions.add(permission)  # add only: never strips what an admin granted
+        mod.permissions.add(permission)  # add only: never strips what an admin granted...
         granted.append(f"{app_label}.{codename}")
+    # ...except what was decided against: "change" once let moderators retry others' runs.
+    for app_label, codename in MOD_PERMISSIONS_WITHDRAWN:
+        withdrawn = Permission.objects.using(using).filter(
+            content_type__app_label=app_label, codename=codename
+        )
+        mod.permissions.remove(*withdrawn)
     return granted
 
 

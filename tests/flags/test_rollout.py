@@ -272,6 +272,5 @@ def test_moderators_hold_exactly_the_admin_permissions_they_need() -> None:
         "flags.view_stagedfeature",
         "flags.view_featurepreference",
         "training.view_trainingrun",
-        "training.change_trainingrun",
     }
     assert not Group.objects.get(name="gold").permissions.exists()
