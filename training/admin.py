@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
@@ -219,7 +220,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
                 "opts": self.model._meta,
                 "runs": runs,
                 "form": form,
-                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             }
             return TemplateResponse(request, "admin/training/trainingrun/cancel_runs.html", context)
         canceled = 0
