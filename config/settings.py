@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "flags",
     "training",
     "experiments",
+    "console",
 ]
 if DEBUG:
     # The bundled orchestrator emulator is for development and tests only (DESIGN.md §2).
@@ -261,14 +262,14 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=20)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_IMPORTS = ["training.console.tasks"]
+CELERY_IMPORTS = ["console.tasks"]
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "training.tasks.reconcile_runs_task",
         "schedule": float(env_int("RECONCILE_EVERY_SECONDS", 60, minimum=1)),
     },
     "refresh-training-rollups": {
-        "task": "training.console.tasks.refresh_rollups_task",
+        "task": "console.tasks.refresh_rollups_task",
         "schedule": 30.0,
     },
     "prune-idempotency-keys": {

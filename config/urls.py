@@ -9,9 +9,9 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("api/v1/", include("training.api.urls")),
     path("api/v1/", include("training.api.feature_urls")),
     path("mod/experiments/", include("training.web.experiment_urls")),
-    path("mod/", include("training.console.urls")),  # moderator console
+    path("mod/", include("console.urls")),  # moderator console
     path(
-        "", include("training.console.ops_urls")
+        "", include("console.ops_urls")
     ),  # /metrics and /healthz  # moderator console and ops endpoints
     path("", include("training.web.urls")),  # the pages
 ]

@@ -11,19 +11,22 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
-from waffle.admin import FlagAdmin, delete_individually
+from waffle.admin import FlagAdmin
 from waffle.models import Flag
 
-from flags.models import FeaturePreference, RolloutChange, RolloutStage
+from flags.models import FeaturePreference, RolloutChange, RolloutStage, StagedFeature
 from flags.registry import FEATURES
 from flags.selectors import rollout_status
-from flags.services import RolloutError, rollout_promote, rollout_rollback
-from flags.stages import stage_label, stage_of_flag
+from flags.services import RolloutError, rollout_promote, rollout_rollback, rollout_stage
+from flags.stages import stage_label
 from flags.tiers import is_moderator
 
-ROLLOUT_FIELDS = ("everyone", "authenticated", "groups")
+# Who gets a staged feature: changed only by the rollout service (promote / roll back), which
+# applies the guard and writes the audit record; never by the form.
+ROLLOUT_FIELDS = ("everyone", "authenticated", "groups", "users")
 
 
 def _has_rollout(flag: Flag | None) -> bool:
@@ -33,6 +36,47 @@ def _has_rollout(flag: Flag | None) -> bool:
 
 def can_roll_out(user: Any) -> bool:
     return bool(user.is_superuser or (is_moderator(user) and user.has_perm("waffle.change_flag")))
+
+
+class FlagAdminForm(forms.ModelForm):  # type: ignore[type-arg]
+    """A registered feature's row keeps its name, and no other row may take one: a rename would
+    switch the feature off (its row gone) or hand it to whatever row took the name."""
+
+    class Meta:
+        model = Flag
+        fields = ("name", "note", "everyone", "authenticated", "groups", "users")
+
+    def clean_name(self) -> str:
+        name: str = self.cleaned_data["name"]
+        old = self.instance.name if self.instance.pk else None
+        if old is not None and old in FEATURES and name != old:
+            raise forms.ValidationError(
+                f"{old} is a registered feature: its flag cannot be renamed.", code="registered"
+            )
+        if name in FEATURES and name != old:
+            raise forms.ValidationError(
+                f"{name} is the name of a registered feature's flag; choose another name.",
+                code="reserved",
+            )
+        return name
+
+
+@admin.action(description="Delete selected flags (registered features are kept)", permissions=["delete"])  # fmt: skip
+def delete_unregistered(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Flag]) -> None:
+    kept = sorted(name for name in queryset.values_list("name", flat=True) if name in FEATURES)
+    # One by one, as waffle's own action does, so each delete flushes waffle's cache.
+    deleted = 0
+    for flag in queryset.exclude(name__in=list(FEATURES)):
+        flag.delete()
+        deleted += 1
+    if deleted:
+        modeladmin.message_user(request, f"Deleted {deleted} flags.", messages.SUCCESS)
+    if kept:
+        modeladmin.message_user(
+            request,
+            f"Kept {', '.join(kept)}: registered features' flags cannot be deleted.",
+            messages.WARNING,
+        )
 
 
 class RolloutForm(forms.Form):
@@ -51,6 +95,7 @@ if admin.site.is_registered(Flag):
 @admin.register(Flag)
 class RolloutFlagAdmin(FlagAdmin):
     change_form_template = "admin/waffle/flag/change_form.html"
+    form = FlagAdminForm
     # Only what the gate reads (flags.gates): superusers, staff, percent, testing, languages and
     # rollout mode are ignored there, so they are not offered here.
     fields = ("name", "note", "everyone", "authenticated", "groups", "users")
@@ -60,17 +105,22 @@ class RolloutFlagAdmin(FlagAdmin):
     list_filter = ("everyone", "authenticated")  # type: ignore[assignment]
     # "Enable/disable for everyone" would move a staged feature past the guard without an audit
     # record; moderators use the rollout panel (or the form, for unstaged flags) instead.
-    actions = [delete_individually]
+    actions = [delete_unregistered]
 
     @admin.display(description="Rollout stage")
     def rollout_stage(self, obj: Flag) -> str:
-        return stage_label(stage_of_flag(obj)) if _has_rollout(obj) else "-"
+        return stage_label(rollout_stage(key=obj.name)) if _has_rollout(obj) else "-"
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if obj is not None and obj.name in FEATURES:
+            return False  # the feature would silently switch off for everyone
+        return super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         readonly = tuple(super().get_readonly_fields(request, obj))
         if _has_rollout(obj):
             # A staged flag's audience changes only through promote/roll back, which apply the
-            # guard and write the audit record. Its user list (keyword granted) stays editable.
+            # guard and write the audit record.
             return readonly + ROLLOUT_FIELDS
         return readonly
 
@@ -188,6 +238,11 @@ class RolloutChangeAdmin(ReadOnlyAdmin):
     list_filter = ("feature_key", "to_stage", "override_used", "via")
     search_fields = ("actor_name", "reason")
     date_hierarchy = "created_at"
+
+
+@admin.register(StagedFeature)
+class StagedFeatureAdmin(ReadOnlyAdmin):
+    list_display = ("key", "stage", "changed_at", "changed_by_name", "reason")
 
 
 @admin.register(FeaturePreference)

@@ -64,3 +64,25 @@ class RolloutChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.feature_key}: {self.from_stage} -> {self.to_stage} by {self.actor_name}"
+
+
+class StagedFeature(models.Model):
+    """The rollout stage of one staged feature: the source of truth (DESIGN.md §6). Written only
+    by flags.services.rollout_set_stage, which checks the guard, writes the RolloutChange audit in
+    the same transaction and then projects the stage onto the feature's waffle row."""
+
+    key = models.CharField(max_length=100, primary_key=True)
+    stage = models.CharField(max_length=16, choices=RolloutStage.choices)
+    changed_at = models.DateTimeField()
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    changed_by_name = models.CharField(max_length=150, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.stage}"

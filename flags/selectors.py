@@ -10,14 +10,13 @@ from flags import env
 from flags.env import Availability
 from flags.models import RolloutChange
 from flags.registry import MOD, PAID_TIERS, Feature
-from flags.services import RolloutGuard, rollout_feature, rollout_guard
+from flags.services import RolloutGuard, rollout_feature, rollout_guard, rollout_stage
 from flags.stages import (
     GUARDED_AFTER,
     next_stage,
     previous_stage,
     stage_index,
     stage_label,
-    stage_of_flag,
 )
 
 
@@ -89,7 +88,7 @@ def rollout_status(*, key: str, recent: int = 10) -> RolloutStatus:
     flag = Flag.objects.filter(name=key).prefetch_related("groups", "users").first()
     group_names = {g.name for g in flag.groups.all()} if flag else set()
     granted = sorted(u.get_username() for u in flag.users.all()) if flag else []
-    stage = stage_of_flag(flag, group_names)
+    stage = rollout_stage(key=key)  # the stored stage; the waffle row is its projection
     return RolloutStatus(
         feature=feature,
         stage=stage,

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from django.apps import apps as global_apps
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import DEFAULT_DB_ALIAS, connections, transaction
+from django.utils import timezone
 from waffle.models import Flag
 
 from flags import conf
 from flags.gates import is_feature_available
-from flags.models import FeaturePreference, RolloutChange
+from flags.models import FeaturePreference, RolloutChange, RolloutStage, StagedFeature
 from flags.registry import (
     FEATURES,
     GROUP_KEYWORDS,
@@ -37,7 +38,6 @@ from flags.stages import (
     stage_label,
     stage_of_flag,
 )
-from training.selectors import SuccessRate, engine_success_rate
 
 MIN_OVERRIDE_REASON = 10  # characters; "ok" or "test" is not a reason
 
@@ -46,11 +46,14 @@ MOD_PERMISSIONS: tuple[tuple[str, str, str], ...] = (
     ("waffle", "flag", "view_flag"),
     ("waffle", "flag", "change_flag"),
     ("flags", "rolloutchange", "view_rolloutchange"),
+    ("flags", "stagedfeature", "view_stagedfeature"),
     ("flags", "featurepreference", "view_featurepreference"),
+    # Moderators view every run and cancel with a reason (training.admin's has_cancel_permission:
+    # group `mod`); they never create or retry runs in another user's account.
     ("training", "trainingrun", "view_trainingrun"),
-    # Every run field is read-only in admin: "change" only unlocks the cancel and retry actions.
-    ("training", "trainingrun", "change_trainingrun"),
 )
+# Held by group `mod` before moderator powers were decided (#16 item 2); taken back at sync.
+MOD_PERMISSIONS_WITHDRAWN: tuple[tuple[str, str], ...] = (("training", "change_trainingrun"),)
 
 
 class FeatureNotToggleable(Exception):
@@ -114,6 +117,9 @@ def flag_set_availability(
     """Point a feature's waffle row at these availability keywords (creating the row if needed).
     For set-up and scripts; staged features move through rollout_set_stage, which audits."""
     feature = feature_get(key)
+    if feature.rollout_engine is not None:
+        # The stored stage is the truth for a staged feature; only the rollout service moves it.
+        raise RolloutError(f"{feature.display_name} is staged: use rollout_set_stage.")
     wanted = frozenset(keywords)
     unknown = sorted(wanted - KEYWORDS)
     if unknown:
@@ -162,8 +168,14 @@ def mod_permissions_grant(*, using: str = DEFAULT_DB_ALIAS) -> list[str]:
             codename=codename,
             defaults={"name": f"Can {action} {model._meta.verbose_name_raw}"},
         )
-        mod.permissions.add(permission)  # add only: never strips what an admin granted
+        mod.permissions.add(permission)  # add only: never strips what an admin granted...
         granted.append(f"{app_label}.{codename}")
+    # ...except what was decided against: "change" once let moderators retry others' runs.
+    for app_label, codename in MOD_PERMISSIONS_WITHDRAWN:
+        withdrawn = Permission.objects.using(using).filter(
+            content_type__app_label=app_label, codename=codename
+        )
+        mod.permissions.remove(*withdrawn)
     return granted
 
 
@@ -184,12 +196,52 @@ def features_sync(*, using: str = DEFAULT_DB_ALIAS) -> SyncReport:
             flag, created = Flag.objects.using(using).get_or_create(
                 name=key, defaults={"note": feature.description, "superusers": False}
             )
-            if created:
+            if feature.rollout_engine is not None:
+                # A staged feature's row is a projection of its stored stage: (re)write it, so a
+                # row edited or deleted outside the rollout service is put back.
+                _stage_store_initial(feature, flag if not created else None, using=using)
+                stage_project(key=key, using=using)
+            elif created:
                 # A new row starts at the registry's availability.
                 _flag_write_availability(flag, frozenset(feature.availability), using=using)
+            if created:
                 report.created_flags.append(key)
         report.granted_permissions = mod_permissions_grant(using=using)
     return report
+
+
+def _stage_store_initial(feature: Feature, flag: Flag | None, *, using: str) -> None:
+    """The first stored stage: what an existing waffle row expresses, else the registry's."""
+    if flag is not None:
+        stage = stage_of_flag(flag)
+    else:
+        wanted = frozenset(feature.availability)
+        stage = next((s for s in STAGES if STAGE_KEYWORDS[s] == wanted), RolloutStage.OFF)
+    StagedFeature.objects.using(using).get_or_create(
+        key=feature.key,
+        defaults={
+            "stage": stage,
+            "changed_at": timezone.now(),
+            "changed_by_name": "sync_features",
+            "reason": "initial stage",
+        },
+    )
+
+
+def stage_project(*, key: str, using: str = DEFAULT_DB_ALIAS) -> Flag:
+    """Write the stored stage onto the feature's waffle row (creating the row if needed). The row
+    is what the gate reads (flags.gates); this is the only code that writes a staged one."""
+    feature = rollout_feature(key)
+    with transaction.atomic(using=using):
+        stored = StagedFeature.objects.using(using).get(key=key)
+        Flag.objects.using(using).get_or_create(
+            name=key, defaults={"note": feature.description, "everyone": False, "superusers": False}
+        )
+        flag = Flag.objects.using(using).select_for_update().get(name=key)
+        _flag_write_availability(flag, STAGE_KEYWORDS[stored.stage], using=using)
+        # The per-user grant list would let people past the stage: a staged row has none.
+        flag.users.clear()
+    return flag
 
 
 def features_sync_after_migrate(using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
@@ -220,11 +272,62 @@ def preference_set(*, user: Any, key: str, enabled: bool) -> FeaturePreference:
 
 
 @dataclass(frozen=True)
+class SuccessRate:
+    succeeded: int
+    finished: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.succeeded / self.finished if self.finished else None
+
+
+class _Counts(Protocol):
+    succeeded: int
+    finished: int
+
+
+# The evidence the guard reads: succeeded and finished runs of an engine over the last `days`
+# days. Runs live above flags, so the app that knows them registers the counter at start-up
+# (console.apps); flags never imports them. Without one the guard sees no runs and refuses.
+EvidenceSource = Callable[..., _Counts]
+_evidence: dict[str, EvidenceSource] = {}
+
+
+def rollout_evidence_register(source: EvidenceSource) -> None:
+    _evidence["runs"] = source
+
+
+def _success_rate(*, engine: str, days: int) -> SuccessRate:
+    source = _evidence.get("runs")
+    if source is None:
+        return SuccessRate(0, 0)
+    counts = source(engine=engine, days=days)
+    return SuccessRate(succeeded=counts.succeeded, finished=counts.finished)
+
+
+@dataclass(frozen=True)
 class RolloutGuard:
+    """The one guard: promotion past moderators needs at least `min_rate` success on at least
+    `min_runs` finished runs of the feature's engine in the last `window_days` days. The rollout
+    service, the admin panel, the `rollout` command, the dashboard and /metrics all read it."""
+
+    engine: str
     numbers: SuccessRate
     window_days: int
     min_rate: float
     min_runs: int
+
+    @property
+    def succeeded(self) -> int:
+        return self.numbers.succeeded
+
+    @property
+    def finished(self) -> int:
+        return self.numbers.finished
+
+    @property
+    def rate(self) -> float | None:
+        return self.numbers.rate
 
     @property
     def passes(self) -> bool:
@@ -256,7 +359,8 @@ def rollout_guard(*, key: str) -> RolloutGuard:
     assert feature.rollout_engine is not None
     days = conf.rollout_window_days()
     return RolloutGuard(
-        numbers=engine_success_rate(engine=feature.rollout_engine, days=days),
+        engine=feature.rollout_engine,
+        numbers=_success_rate(engine=feature.rollout_engine, days=days),
         window_days=days,
         min_rate=conf.rollout_min_success_rate(),
         min_runs=conf.rollout_min_finished_runs(),
@@ -264,8 +368,10 @@ def rollout_guard(*, key: str) -> RolloutGuard:
 
 
 def rollout_stage(*, key: str) -> str:
+    """The stored stage (off when the feature was never staged here)."""
     rollout_feature(key)
-    return stage_of_flag(Flag.objects.filter(name=key).first())
+    stored = StagedFeature.objects.filter(key=key).values_list("stage", flat=True).first()
+    return stored or RolloutStage.OFF
 
 
 def rollout_set_stage(
@@ -285,14 +391,14 @@ def rollout_set_stage(
     reason = reason.strip()
     with transaction.atomic():
         groups_ensure()
-        # A missing row is stage off; create it switched off so there is a row to lock.
-        Flag.objects.get_or_create(
-            name=key,
-            defaults={"note": feature.description, "everyone": False, "superusers": False},
+        StagedFeature.objects.get_or_create(
+            key=key,
+            defaults={"stage": RolloutStage.OFF, "changed_at": timezone.now()},
         )
-        # Row lock: two moderators clicking at once serialise, and from_stage is what we change.
-        flag = Flag.objects.select_for_update().get(name=key)
-        from_stage = stage_of_flag(flag)
+        # Row lock on the stored stage: two moderators clicking at once serialise, and
+        # from_stage is the stage we change.
+        stored = StagedFeature.objects.select_for_update().get(key=key)
+        from_stage = stored.stage
         if to_stage == from_stage:
             raise RolloutError(
                 f"{feature.display_name} is already at stage {stage_label(to_stage)}."
@@ -307,12 +413,20 @@ def rollout_set_stage(
                     f"least {MIN_OVERRIDE_REASON} characters."
                 )
             override_used = True
-        # The stage change itself: the row now admits exactly the new stage's audience.
-        _flag_write_availability(flag, STAGE_KEYWORDS[to_stage], using=DEFAULT_DB_ALIAS)
+        who = actor.get_username() if actor is not None else (actor_name or "unknown")
+        # The stage change itself, on the stored row (the source of truth)...
+        stored.stage = to_stage
+        stored.changed_at = timezone.now()
+        stored.changed_by = actor if actor is not None and actor.is_authenticated else None
+        stored.changed_by_name = who
+        stored.reason = reason
+        stored.save()
+        # ...then onto waffle's row, which the gate reads: it now admits exactly this audience.
+        stage_project(key=key)
         # The audit record, with the numbers as they were when the change was made.
         return RolloutChange.objects.create(
             actor=actor if actor is not None and actor.is_authenticated else None,
-            actor_name=actor.get_username() if actor is not None else (actor_name or "unknown"),
+            actor_name=who,
             via=via,
             feature_key=key,
             from_stage=from_stage,

@@ -9,22 +9,23 @@ import json
 import uuid
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.template.response import TemplateResponse
 from django.utils.functional import cached_property
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
 
-from training import lifecycle, services
-from training.console import models as _rollup_models  # noqa: F401  (registers them at start-up)
-from training.console.rollup import ecosystem_of
+from flags.tiers import is_moderator
+from training import catalog, lifecycle, services
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.client import OrchestratorError
 from training.payloads import stored_workflow_body
-from training.runspec import FeatureNotActive, RunRejected
+from training.selectors import ecosystem_of
 from training.tasks import refresh_run_task
 from vocabulary import catalog
 
@@ -70,6 +71,15 @@ class EcosystemFilter(admin.SimpleListFilter):
         return queryset.filter(base_model__in=bases)
 
 
+class CancelReasonForm(forms.Form):
+    reason = forms.CharField(
+        min_length=services.MIN_CANCEL_REASON,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Shown to each run's owner on the run's timeline.",
+    )
+
+
 class RunEventInline(admin.TabularInline[RunEvent, TrainingRun]):
     model = RunEvent
     extra = 0
@@ -102,7 +112,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
     paginator = CappedCountPaginator
     show_full_result_count = False  # a COUNT(*) over millions of runs on every page is waste
     show_facets = admin.ShowFacets.NEVER  # facets count per filter choice: full scans
-    actions = ("recheck_runs", "cancel_runs", "retry_runs")
+    actions = ("recheck_runs", "cancel_runs")
     inlines = [RunEventInline]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["orchestrator_payload"]
     fieldsets = (
@@ -188,43 +198,46 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
                 messages.WARNING,
             )
 
-    @admin.action(description="Cancel selected runs", permissions=["change"])
-    def cancel_runs(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        """Moderators (group `mod`) and superusers may cancel anyone's active run, with a reason.
+        Nobody creates or retries runs in another user's account here: only owners do that, in
+        the API or the pages (docs/console.md)."""
+        user: Any = request.user
+        return bool(user.is_superuser or (is_moderator(user) and user.is_staff))
+
+    @admin.action(description="Cancel selected runs (asks for a reason the owners will read)", permissions=["cancel"])  # fmt: skip
+    def cancel_runs(
+        self, request: HttpRequest, queryset: QuerySet[TrainingRun]
+    ) -> TemplateResponse | None:
+        runs = self._selected(request, queryset)
+        if not runs:
+            return None
+        form = CancelReasonForm(request.POST if "confirm" in request.POST else None)
+        if not form.is_valid():
+            # The intermediate page: which runs, and the reason the owners will read.
+            context = {
+                **self.admin_site.each_context(request),
+                "title": "Cancel runs",
+                "opts": self.model._meta,
+                "runs": runs,
+                "form": form,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            }
+            return TemplateResponse(request, "admin/training/trainingrun/cancel_runs.html", context)
         canceled = 0
-        for run in self._selected(request, queryset):
+        for run in runs:
             try:
-                services.training_run_cancel(run=run)
+                services.training_run_cancel(
+                    run=run, actor=request.user, reason=form.cleaned_data["reason"]
+                )
             except (services.RunConflict, services.OrchestratorUnavailable) as exc:
                 self.message_user(request, f"Run {run.pk}: {exc}", messages.ERROR)
                 continue
             canceled += 1
         if canceled:
-            self.message_user(request, f"Canceled {canceled} runs.", messages.SUCCESS)
-
-    @admin.action(description="Retry selected runs (as new runs for their owners)", permissions=["change"])  # fmt: skip
-    def retry_runs(self, request: HttpRequest, queryset: QuerySet[TrainingRun]) -> None:
-        created: list[TrainingRun] = []
-        for run in self._selected(request, queryset):
-            try:
-                created.append(services.training_run_retry(run=run, user=run.owner))
-            except (services.RunConflict, FeatureNotActive) as exc:
-                self.message_user(request, f"Run {run.pk}: {exc}", messages.ERROR)
-            except RunRejected as exc:
-                problems = "; ".join(p.message for p in exc.problems)
-                self.message_user(
-                    request, f"Run {run.pk} no longer passes validation: {problems}", messages.ERROR
-                )
-        if created:
-            links = format_html_join(
-                ", ",
-                '<a href="{}">{}</a>',
-                (
-                    (reverse("admin:training_trainingrun_change", args=[new.pk]), new.pk)
-                    for new in created
-                ),
-            )
             self.message_user(
                 request,
-                format_html("Retried {} runs as new runs: {}", len(created), links),
+                f"Canceled {canceled} runs. Their owners see your reason on the run's timeline.",
                 messages.SUCCESS,
             )
+        return None

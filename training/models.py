@@ -162,7 +162,3 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_id}:{self.key}"
-
-
-# The console's rollup tables are models of this app, declared beside the code that fills them.
-from training.console import models as _console_models  # noqa: E402,F401

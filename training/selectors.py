@@ -22,6 +22,15 @@ from vocabulary import catalog
 FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.EXPIRED)
 
 
+def ecosystem_of(base_model: str) -> str:
+    """The family a base model trains in: its AI Toolkit ecosystem, else its base type
+    (Hunyuan Video has none). The admin's filter and the console's rollups group by it."""
+    base = catalog.BASE_MODELS.get(base_model)
+    if base is None:
+        return "unknown"
+    return base.ecosystem or base.base_type
+
+
 def training_run_list(
     *, user: Any, status: str | None = None, engine: str | None = None
 ) -> QuerySet[TrainingRun]:

@@ -156,13 +156,31 @@ def training_run_estimate(*, spec: RunSpec) -> Estimate:
     return estimate
 
 
-def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
-    """Pending: cancel here. Submitted or processing: cancel at the orchestrator, then record."""
+MIN_CANCEL_REASON = 10  # characters: "spam" tells the owner nothing
+
+
+class CancelReasonRequired(ValueError):
+    pass
+
+
+def training_run_cancel(*, run: TrainingRun, actor: Any = None, reason: str = "") -> TrainingRun:
+    """Pending: cancel here. Submitted or processing: cancel at the orchestrator, then record.
+    A moderator (actor other than the owner) must give a reason; the owner reads it on the
+    run's timeline (docs/console.md)."""
+    by_moderator = actor is not None and actor.pk != run.owner_id
+    reason = reason.strip()
+    if by_moderator and len(reason) < MIN_CANCEL_REASON:
+        raise CancelReasonRequired(
+            f"Write a reason of at least {MIN_CANCEL_REASON} characters; the owner will read it."
+        )
+    who, note = ("a moderator", f": {reason}") if by_moderator else ("the owner", "")
+    data = {"canceled_by": actor.get_username(), "reason": reason} if by_moderator else None
     if run.status == RunStatus.PENDING and transition(
         run.pk,
         expected=RunStatus.PENDING,
         to=RunStatus.CANCELED,
-        message="canceled by the owner before submission",
+        message=f"canceled by {who} before submission{note}",
+        data=data,
         completed_at=timezone.now(),
     ):
         run.refresh_from_db()
@@ -184,7 +202,8 @@ def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
         run.pk,
         expected=run.status,
         to=RunStatus.CANCELED,
-        message="canceled by the owner",
+        message=f"canceled by {who}{note}",
+        data=data,
         orchestrator_status="canceled",
         completed_at=timezone.now(),
     )

@@ -7,12 +7,10 @@ from typing import Any
 
 from django.contrib.auth.models import Group, User
 from django.utils import timezone
-from waffle.models import Flag
 
 from flags.models import FeaturePreference
 from flags.registry import AI_TOOLKIT_TRAINING
-from flags.services import rollout_set_stage
-from flags.stages import stage_of_flag
+from flags.services import rollout_set_stage, rollout_stage
 from training.models import TrainingRun
 
 AI = AI_TOOLKIT_TRAINING
@@ -39,7 +37,7 @@ def make_user(username: str, *groups: str, **extra: Any) -> User:
 
 def at_stage(stage: str, key: str = AI) -> None:
     """Put a staged feature at a stage the way a moderator would, guard overridden."""
-    if stage_of_flag(Flag.objects.filter(name=key).first()) != stage:
+    if rollout_stage(key=key) != stage:
         rollout_set_stage(
             actor=None, key=key, to_stage=stage, reason="test set-up, guard overridden"
         )

@@ -152,7 +152,7 @@ def test_the_flag_form_cannot_widen_a_staged_flag_past_the_guard(moderator: Any)
             "note": "edited",
             "everyone": "true",  # read-only on a staged flag: ignored
             "authenticated": "on",
-            "users": "",
+            "users": str(moderator.pk),  # so is its user list
         },
     )
     assert response.status_code == 302
@@ -212,3 +212,71 @@ def test_moderators_get_nothing_else_in_admin(moderator: Any) -> None:
     assert client.get(reverse("admin:auth_group_changelist")).status_code == 403
     assert client.get(reverse("admin:waffle_flag_add")).status_code == 403
     assert client.get(reverse("admin:training_trainingrun_changelist")).status_code == 200
+
+
+def test_renaming_flags_in_admin_cannot_hand_ai_toolkit_to_everyone(
+    moderator: Any, superuser: Any, plain_user: Any, gold_member: Any
+) -> None:
+    """#16 item 1: rename aiToolkitTraining away, then rename another flag to it with
+    `authenticated` on. Every step is refused, nothing changes, no stage moves unaudited."""
+    from django.test import Client as PageClient
+
+    client = _logged_in(moderator)
+    sd3_before = (_flag(SD3_TRAINING).pk, _flag(SD3_TRAINING).authenticated)
+    renamed = client.post(_change_url(), {"name": f"{AI}-disabled", "note": "parked", "users": ""})
+    assert renamed.status_code == 200  # the form again, with the error
+    assert "cannot be renamed" in renamed.content.decode()
+    repointed = client.post(
+        _change_url(SD3_TRAINING),
+        {"name": AI, "note": "", "everyone": "", "authenticated": "on", "users": ""},
+    )
+    assert repointed.status_code == 200
+    assert "cannot be renamed" in repointed.content.decode()
+    # Deleting the row, one by one or in bulk, is refused too (even to a superuser).
+    assert client.post(reverse("admin:waffle_flag_delete", args=[_flag().pk])).status_code == 403
+    boss = _logged_in(superuser)
+    assert boss.post(reverse("admin:waffle_flag_delete", args=[_flag().pk])).status_code == 403
+    bulk = boss.post(
+        reverse("admin:waffle_flag_changelist"),
+        {"action": "delete_unregistered", "_selected_action": [_flag().pk, _flag(SD3_TRAINING).pk]},
+        follow=True,
+    )
+    assert "cannot be deleted" in " ".join(_messages(bulk))
+
+    assert Flag.objects.filter(name=AI).count() == 1
+    assert rollout_stage(key=AI) == "mods"
+    assert not RolloutChange.objects.exists()
+    assert (_flag(SD3_TRAINING).pk, _flag(SD3_TRAINING).authenticated) == sd3_before
+    # The plain user is still refused AI Toolkit, and SD 3.5 is unaffected.
+    api = PageClient()
+    api.force_login(plain_user)
+    response = api.put(
+        f"/api/v1/features/{AI}/", {"enabled": True}, content_type="application/json"
+    )
+    assert response.status_code == 403
+    from flags.gates import is_feature_active
+
+    assert not is_feature_active(plain_user, AI)
+    assert is_feature_active(moderator, SD3_TRAINING)
+    assert not is_feature_active(gold_member, SD3_TRAINING)
+
+
+def test_a_new_flag_cannot_take_a_registered_features_name(superuser: Any) -> None:
+    response = _logged_in(superuser).post(
+        reverse("admin:waffle_flag_add"),
+        {"name": AI, "note": "", "everyone": "", "authenticated": "on", "users": ""},
+    )
+    assert response.status_code == 200
+    assert "registered feature" in response.content.decode()
+    assert Flag.objects.filter(name=AI).count() == 1
+
+
+def test_an_unregistered_flag_can_still_be_deleted_in_bulk(moderator: Any, superuser: Any) -> None:
+    spare = Flag.objects.create(name="promoBanner", everyone=False)
+    response = _logged_in(superuser).post(
+        reverse("admin:waffle_flag_changelist"),
+        {"action": "delete_unregistered", "_selected_action": [spare.pk]},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not Flag.objects.filter(pk=spare.pk).exists()

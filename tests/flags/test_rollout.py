@@ -12,11 +12,12 @@ from django.core.management.base import CommandError
 from django.test import override_settings
 from waffle.models import Flag
 
-from flags.models import RolloutChange
+from flags.models import RolloutChange, StagedFeature
 from flags.registry import SD3_TRAINING
 from flags.services import (
     RolloutError,
     RolloutRefused,
+    flag_set_availability,
     rollout_promote,
     rollout_rollback,
     rollout_set_stage,
@@ -171,12 +172,46 @@ def test_nonsense_stage_changes_are_errors(moderator: Any) -> None:
         rollout_rollback(actor=moderator, key=AI)
 
 
-def test_a_missing_row_is_stage_off_and_promoting_creates_it(moderator: Any) -> None:
-    Flag.objects.filter(name=AI).delete()
-    assert rollout_stage(key=AI) == "off"
-    rollout_promote(actor=moderator, key=AI)
-    assert _groups() == {"mod"}
-    assert Flag.objects.get(name=AI).superusers is False
+def test_the_stored_stage_is_the_truth_and_sync_puts_a_lost_waffle_row_back() -> None:
+    assert StagedFeature.objects.get(key=AI).stage == "mods"
+    Flag.objects.filter(name=AI).delete()  # outside admin, e.g. a shell
+    assert rollout_stage(key=AI) == "mods"
+    call_command("sync_features")
+    flag = Flag.objects.get(name=AI)
+    assert (flag.everyone, flag.authenticated, _groups(), flag.superusers) == (
+        None,
+        False,
+        {"mod"},
+        False,
+    )
+
+
+def test_a_hand_edited_staged_row_is_projected_back_by_sync(plain_user: Any) -> None:
+    flag = Flag.objects.get(name=AI)
+    flag.authenticated = True
+    flag.save()
+    flag.users.add(plain_user)
+    call_command("sync_features")
+    flag.refresh_from_db()
+    assert (flag.authenticated, _groups(), list(flag.users.all())) == (False, {"mod"}, [])
+
+
+def test_every_stage_change_stores_the_stage_with_who_and_why(moderator: Any) -> None:
+    rollout_set_stage(actor=moderator, key=AI, to_stage="paid", reason=REASON)
+    stored = StagedFeature.objects.get(key=AI)
+    assert (stored.stage, stored.changed_by, stored.changed_by_name, stored.reason) == (
+        "paid",
+        moderator,
+        "maude",
+        REASON,
+    )
+    assert RolloutChange.objects.get().to_stage == "paid"
+
+
+def test_only_the_rollout_service_moves_a_staged_feature() -> None:
+    with pytest.raises(RolloutError, match="staged"):
+        flag_set_availability(key=AI, keywords=["user"])
+    assert rollout_stage(key=AI) == "mods"
 
 
 def test_the_shell_command_moves_the_stage_and_audits_it(moderator: Any, capsys: Any) -> None:
@@ -212,14 +247,14 @@ def test_sync_features_creates_a_missing_flag_from_the_registry() -> None:
 
 
 def test_sync_features_never_overwrites_a_moderators_change() -> None:
-    flag = Flag.objects.get(name=AI)
+    flag = Flag.objects.get(name=SD3_TRAINING)
     flag.groups.set([Group.objects.get(name="gold")])
     flag.everyone = False
     flag.note = "paused while we look at failures"
     flag.save()
     call_command("sync_features")
     flag.refresh_from_db()
-    assert (flag.everyone, flag.note, _groups()) == (
+    assert (flag.everyone, flag.note, _groups(SD3_TRAINING)) == (
         False,
         "paused while we look at failures",
         {"gold"},
@@ -234,8 +269,8 @@ def test_moderators_hold_exactly_the_admin_permissions_they_need() -> None:
         "waffle.view_flag",
         "waffle.change_flag",
         "flags.view_rolloutchange",
+        "flags.view_stagedfeature",
         "flags.view_featurepreference",
         "training.view_trainingrun",
-        "training.change_trainingrun",
     }
     assert not Group.objects.get(name="gold").permissions.exists()

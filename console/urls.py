@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from training.console import views
+from console import views
 
 # Included under mod/ by config/urls.py.
 urlpatterns: list[URLPattern | URLResolver] = [

@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from tests.conftest import make_user
-from tests.training.console.helpers import ago, make_run, refreshed
+from tests.console.helpers import ago, make_run, refreshed
 from training.selectors import engine_success_rate
 
 pytestmark = pytest.mark.django_db

@@ -1,4 +1,4 @@
-"""Keeping the console's rollups (training.console.models) current.
+"""Keeping the console's rollups (console.models) current.
 
 Reading a million raw runs per page view does not scale, so the dashboard and /metrics read daily
 rollups instead. A pass (`rollup_refresh`) finds the runs and events touched since the previous
@@ -7,7 +7,7 @@ those belong to; recomputing a day is idempotent, so passes may overlap and neve
 History is built newest day first, a week per step, within a time budget, so the first pass on a
 large table does not hold a request for minutes (the dashboard says how far back it is built).
 
-Passes run from the Celery task in training.console.tasks when beat schedules it, and otherwise
+Passes run from the Celery task in console.tasks when beat schedules it, and otherwise
 from whoever reads a rollup older than TRAINING_ROLLUP_MAX_AGE_SECONDS (`rollup_ensure_fresh`).
 One process refreshes at a time (a row lock); the others keep reading the last complete pass.
 """
@@ -24,12 +24,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, Max, Min, Q, Sum, Value, When
+from django.db.models import Case, Count, F, Max, Min, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from training.console.models import (
+from console.models import (
     Basis,
     RollupState,
     RollupWindowSnapshot,
@@ -40,10 +40,10 @@ from training.console.models import (
     UserActivityDailyStat,
     UserTrainingActivity,
 )
-from training.console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
-from training.console.windows import snapshot_windows
+from console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
+from console.windows import snapshot_windows
 from training.models import RunEvent, RunStatus, TrainingRun
-from training.selectors import FINISHED_STATUSES
+from training.selectors import FINISHED_STATUSES, ecosystem_of
 from vocabulary import catalog
 
 log = logging.getLogger(__name__)
@@ -62,16 +62,14 @@ AI_TOOLKIT_BASES = tuple(
 )
 EVENT_KINDS = (RunEvent.Kind.CALLBACK, RunEvent.Kind.SUBMIT_ERROR)
 ERROR_KINDS = ("transient", "auth", "rejected")  # lifecycle's "<kind>: <message>" prefixes
+# Submission latency (created -> submitted), per day the run was created: one RunEventDailyStat
+# row per bucket (kind LATENCY_KIND, label = the bucket's upper bound, events = runs in it, not
+# cumulative) and one with label "sum" (whole seconds). /metrics sums every day into a cumulative
+# histogram, so its buckets only grow as runs are submitted (a real Prometheus histogram).
+LATENCY_KIND = "latency"
+LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+LATENCY_SUM = "sum"
 PARAMS = ("optimizer", "scheduler", "network_dim", "epochs")
-
-
-def ecosystem_of(base_model: str) -> str:
-    """The family a base model trains in: its AI Toolkit ecosystem, else its base type
-    (Hunyuan Video has none)."""
-    base = catalog.BASE_MODELS.get(base_model)
-    if base is None:
-        return "unknown"
-    return base.ecosystem or base.base_type
 
 
 def _day_start(day: date) -> datetime:
@@ -256,8 +254,44 @@ def _rebuild_timings(days: set[date]) -> None:
     )
 
 
+def _rebuild_latency(days: set[date]) -> None:
+    RunEventDailyStat.objects.filter(day__in=days, kind=LATENCY_KIND).delete()
+    latency = F("submitted_at") - F("created_at")
+    buckets: dict[str, Any] = {}
+    low: timedelta | None = None
+    for bound in (*LATENCY_BUCKETS, None):
+        within = Q() if low is None else Q(latency__gt=low)
+        if bound is not None:
+            within &= Q(latency__lte=timedelta(seconds=bound))
+        buckets[f"b{len(buckets)}"] = Count("pk", filter=within)
+        low = timedelta(seconds=bound) if bound is not None else None
+    rows = (
+        # submitted_at before created_at is a clock problem, not a latency: left out.
+        TrainingRun.objects.filter(_days_q("created_at", days), submitted_at__gte=F("created_at"))
+        .annotate(day=_utc_date("created_at"), latency=latency)
+        .values("day")
+        .annotate(total=Sum("latency"), **buckets)
+        .order_by()
+    )
+    labels = [str(b) for b in LATENCY_BUCKETS] + ["+Inf"]
+    objects = []
+    for row in rows:
+        for i, label in enumerate(labels):
+            if row[f"b{i}"]:
+                objects.append(
+                    RunEventDailyStat(
+                        day=row["day"], kind=LATENCY_KIND, label=label, events=row[f"b{i}"]
+                    )
+                )
+        seconds = round(row["total"].total_seconds()) if row["total"] else 0
+        objects.append(
+            RunEventDailyStat(day=row["day"], kind=LATENCY_KIND, label=LATENCY_SUM, events=seconds)
+        )
+    RunEventDailyStat.objects.bulk_create(objects, batch_size=2000)
+
+
 def _rebuild_events(days: set[date]) -> None:
-    RunEventDailyStat.objects.filter(day__in=days).delete()
+    RunEventDailyStat.objects.filter(day__in=days, kind__in=EVENT_KINDS).delete()
     label = Case(
         *[
             When(kind=RunEvent.Kind.SUBMIT_ERROR, message__startswith=f"{k}:", then=Value(k))
@@ -364,6 +398,7 @@ def _rebuild_days(created: set[date], completed: set[date], events: set[date]) -
     if created:
         _rebuild_runs(Basis.CREATED, created)
         _rebuild_params(created)
+        _rebuild_latency(created)
     if completed:
         _rebuild_runs(Basis.COMPLETED, completed)
         _rebuild_timings(completed)

@@ -1,6 +1,6 @@
 from django.urls import URLPattern, URLResolver, path
 
-from training.console import views
+from console import views
 
 # Included at the root by config/urls.py: no login (load balancers, Prometheus).
 urlpatterns: list[URLPattern | URLResolver] = [

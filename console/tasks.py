@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from training.console.rollup import rollup_refresh
+from console.rollup import rollup_refresh
 
 TASK_BUDGET_SECONDS = 60.0  # backfill per run, well under CELERY_TASK_SOFT_TIME_LIMIT
 

@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.conftest import make_user, run_body
-from tests.training.console.helpers import ago, make_run
+from tests.console.helpers import ago, make_run
 from training import lifecycle, services
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.client import get_client
@@ -131,16 +131,6 @@ def submitted_run(owner: User) -> TrainingRun:
     return run
 
 
-def act(client: Client, action: str, *runs: TrainingRun) -> list[str]:
-    response = client.post(
-        LIST,
-        {"action": action, "_selected_action": [str(r.pk) for r in runs], "index": 0},
-        follow=True,
-    )
-    assert response.status_code == 200
-    return [str(m) for m in response.context["messages"]]
-
-
 def test_recheck_fetches_the_workflow(
     admin_client: Client, owner: User, emulator: EmulatorServer
 ) -> None:
@@ -172,34 +162,94 @@ def test_recheck_reports_an_unreachable_orchestrator(admin_client: Client, owner
     assert run.status == RunStatus.PROCESSING
 
 
+REASON = "Training data is a copyrighted film; see the abuse report"
+
+
+def act(client: Client, action: str, *runs: TrainingRun, **extra: str) -> list[str]:
+    response = client.post(
+        LIST,
+        {"action": action, "_selected_action": [str(r.pk) for r in runs], "index": 0, **extra},
+        follow=True,
+    )
+    assert response.status_code == 200
+    return [str(m) for m in response.context["messages"]] if response.context else []
+
+
+def moderator_client() -> Client:
+    from django.core.management import call_command
+
+    call_command("sync_features")  # grants group `mod` its admin permissions
+    client = Client()
+    client.force_login(make_user("maude", "mod", is_staff=True))
+    return client
+
+
+def test_cancel_asks_for_a_reason_first_and_cancels_nothing_without_one(
+    admin_client: Client, owner: User
+) -> None:
+    run = make_run(owner, status="pending", submit_after=None)
+    page = admin_client.post(
+        LIST, {"action": "cancel_runs", "_selected_action": [str(run.pk)], "index": 0}
+    )
+    assert page.status_code == 200
+    assert "Each owner sees your reason" in page.content.decode()
+    short = admin_client.post(
+        LIST,
+        {"action": "cancel_runs", "_selected_action": [str(run.pk)], "confirm": "yes",
+         "reason": "spam"},
+    )  # fmt: skip
+    assert short.status_code == 200 and "at least 10 characters" in short.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.PENDING
+
+
 def test_cancel_at_the_orchestrator_and_locally(
     admin_client: Client, owner: User, emulator: EmulatorServer
 ) -> None:
     remote = submitted_run(owner)
     local = services.training_run_create(owner=owner, spec=resolve_run(user=owner, data=run_body()))
     done = make_run(owner)
-    messages = act(admin_client, "cancel_runs", remote, local, done)
+    messages = act(admin_client, "cancel_runs", remote, local, done, confirm="yes", reason=REASON)
     remote.refresh_from_db()
     local.refresh_from_db()
     assert (remote.status, local.status) == (RunStatus.CANCELED, RunStatus.CANCELED)
     assert get_client().get(remote.workflow_id)["status"] == "canceled"
-    assert "Canceled 2 runs." in messages
+    assert any(m.startswith("Canceled 2 runs.") for m in messages), messages
     assert any(f"Run {done.pk}: The run has already succeeded" in m for m in messages), messages
 
 
-def test_retry_clones_failed_runs_for_their_owner(admin_client: Client, owner: User) -> None:
-    spec = resolve_run(user=owner, data=run_body())
-    failed = services.training_run_create(owner=owner, spec=spec)
-    TrainingRun.objects.filter(pk=failed.pk).update(status=RunStatus.FAILED, error_code="x")
-    ok = make_run(owner)
-    messages = act(admin_client, "retry_runs", failed, ok)
-    clone = TrainingRun.objects.get(retried_from=failed)
-    assert clone.owner == owner and clone.status == RunStatus.PENDING
-    assert any("Retried 1 runs as new runs: <a href=" in m and str(clone.pk) in m for m in messages)
-    assert any(f"Run {ok.pk}: Only failed, expired or canceled runs" in m for m in messages)
+def test_a_moderator_cancels_another_users_run_and_the_owner_reads_why(owner: User) -> None:
+    run = services.training_run_create(owner=owner, spec=resolve_run(user=owner, data=run_body()))
+    act(moderator_client(), "cancel_runs", run, confirm="yes", reason=REASON)
+    run.refresh_from_db()
+    assert run.status == RunStatus.CANCELED
+    event = run.events.filter(to_status=RunStatus.CANCELED).get()
+    assert event.message == f"canceled by a moderator before submission: {REASON}"
+    assert event.data == {"canceled_by": "maude", "reason": REASON}
+    page = Client()
+    page.force_login(owner)
+    assert REASON in page.get(f"/runs/{run.pk}").content.decode()
 
 
-def test_moderators_may_recheck_cancel_and_retry_but_a_view_only_user_only_rechecks(
+def test_the_service_refuses_a_moderator_cancel_without_a_reason(owner: User, mod: User) -> None:
+    run = make_run(owner, status="pending", submit_after=None)
+    with pytest.raises(services.CancelReasonRequired):
+        services.training_run_cancel(run=run, actor=mod, reason="  ")
+    run.refresh_from_db()
+    assert run.status == RunStatus.PENDING
+
+
+def test_nobody_retries_or_creates_runs_in_another_users_account_from_admin(
+    admin_client: Client, owner: User
+) -> None:
+    failed = make_run(owner, status="failed", error_code="x")
+    act(admin_client, "retry_runs", failed)
+    act(moderator_client(), "retry_runs", failed)
+    assert not TrainingRun.objects.filter(retried_from=failed).exists()
+    assert admin_client.get(f"{LIST}add/").status_code == 403
+
+
+def test_moderators_may_recheck_and_cancel_but_a_view_only_user_only_rechecks(
     owner: User,
 ) -> None:
     from django.core.management import call_command
@@ -207,8 +257,10 @@ def test_moderators_may_recheck_cancel_and_retry_but_a_view_only_user_only_reche
     call_command("sync_features")  # grants group `mod` its admin permissions
     model_admin = site._registry[TrainingRun]
     request = RequestFactory().get(LIST)
-    request.user = User.objects.get(pk=make_user("maude", "mod", is_staff=True).pk)
-    assert {"recheck_runs", "cancel_runs", "retry_runs"} <= set(model_admin.get_actions(request))
+    maude = make_user("maude", "mod", is_staff=True)
+    request.user = User.objects.get(pk=maude.pk)
+    assert set(model_admin.get_actions(request)) == {"recheck_runs", "cancel_runs"}
+    assert not request.user.has_perm("training.change_trainingrun")
     viewer = make_user("vera", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_trainingrun"))
     request.user = User.objects.get(pk=viewer.pk)

@@ -8,7 +8,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from training.console.rollup import rollup_refresh
+from console.rollup import rollup_refresh
 from training.models import RunEvent, TrainingRun
 
 MIN = 60.0

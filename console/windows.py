@@ -14,14 +14,14 @@ from typing import Any
 
 from django.db.models import F, Max, Sum
 
-from training.console.models import (
+from console.models import (
     Basis,
     RollupWindowSnapshot,
     RunDailyStat,
     RunParamDailyStat,
     RunTimingDailyStat,
 )
-from training.console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, Distribution
+from console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, Distribution
 
 WINDOWS = (7, 30, 90)
 Timing = tuple[str, str, str, int, list[float]]  # kind, group, metric, samples, points

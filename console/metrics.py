@@ -1,5 +1,5 @@
 """The moderator dashboard's numbers (plan §6.1, "Success Criteria"), read from the daily rollups
-(training.console.rollup) so that a page costs the same handful of queries at any number of runs.
+(console.rollup) so that a page costs the same handful of queries at any number of runs.
 
 Windows are whole UTC days ending today: 7 days = today and the six before. Two clocks count:
 - by the day a run was created: runs started, cost, adoption, parameter usage;
@@ -21,17 +21,19 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Sum
 from django.utils import timezone
 
-from flags import conf as rollout_conf
-from flags.tiers import is_moderator
-from training import selectors
-from training.console.models import (
+from console.models import (
     Basis,
     RollupState,
     UserActivityDailyStat,
 )
-from training.console.rollup import AI_TOOLKIT_BASES, PARAMS, ecosystem_of, rollup_ensure_fresh
-from training.console.sketch import Distribution
-from training.console.windows import WINDOWS, rows_for_window
+from console.rollup import AI_TOOLKIT_BASES, PARAMS, rollup_ensure_fresh
+from console.sketch import Distribution
+from console.windows import WINDOWS, rows_for_window
+from flags.registry import AI_TOOLKIT_TRAINING
+from flags.services import RolloutGuard as Guard
+from flags.services import rollout_guard as flags_rollout_guard
+from flags.tiers import is_moderator
+from training.selectors import ecosystem_of
 from vocabulary import catalog
 
 DEFAULT_WINDOW = 30
@@ -170,27 +172,6 @@ class ParamUsage:
 
 
 @dataclass(frozen=True)
-class Guard:
-    """The rollout guard's own number (selectors.engine_success_rate), not the dashboard's."""
-
-    engine: str
-    window_days: int
-    succeeded: int
-    finished: int
-    min_rate: float
-    min_runs: int
-
-    @property
-    def rate(self) -> float | None:
-        return _rate(self.succeeded, self.finished)
-
-    @property
-    def passes(self) -> bool:
-        rate = self.rate
-        return self.finished >= self.min_runs and rate is not None and rate >= self.min_rate
-
-
-@dataclass(frozen=True)
 class DailySeries:
     engine: str
     label: str
@@ -264,24 +245,16 @@ def _group(groups: dict[str, GroupStats], key: str) -> GroupStats:
 
 
 def rollout_guard() -> Guard:
-    engine = catalog.AI_TOOLKIT
-    days = rollout_conf.rollout_window_days()  # 14 unless ROLLOUT_WINDOW_DAYS says otherwise
-    numbers = selectors.engine_success_rate(engine=engine, days=days)
-    return Guard(
-        engine=engine,
-        window_days=days,
-        succeeded=numbers.succeeded,
-        finished=numbers.finished,
-        min_rate=rollout_conf.rollout_min_success_rate(),
-        min_runs=rollout_conf.rollout_min_finished_runs(),
-    )
+    """The rollout guard itself (flags.services.rollout_guard): the dashboard shows the number
+    the rollout service gates on, never a second count."""
+    return flags_rollout_guard(key=AI_TOOLKIT_TRAINING)
 
 
 def training_dashboard(*, user: Any, days: int, today: date | None = None) -> Dashboard:
     """Every number on the moderator dashboard for the `days`-day window ending today (UTC).
 
     Four queries at any number of runs: the rollups' freshness (plus a refresh pass when they
-    are older than a minute), the window's snapshot (training.console.windows), distinct users,
+    are older than a minute), the window's snapshot (console.windows), distinct users,
     and the rollout guard's own count."""
     if not can_view_console(user):
         raise PermissionDenied("The training console is for moderators.")

@@ -7,12 +7,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from training.console.ops import health, metrics_access, ops_snapshot, render_prometheus
-from training.console.present import dashboard_context
-from training.metrics import training_dashboard, window_days
-
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+from console.metrics import training_dashboard, window_days
+from console.ops import has_metrics_token, health, metrics_access, render_prometheus
+from console.present import dashboard_context
 
 
 @require_safe
@@ -38,11 +37,15 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return HttpResponse(render_prometheus(ops_snapshot()), content_type=PROMETHEUS_CONTENT_TYPE)
+    return HttpResponse(render_prometheus(), content_type=CONTENT_TYPE_LATEST)
 
 
 @require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
-    ok, body = health()
-    return JsonResponse(body, status=200 if ok else 503)
+    # Details (timings, error text, which may name hosts) for staff and the metrics scraper only.
+    detailed = bool(request.user.is_authenticated and request.user.is_staff) or has_metrics_token(
+        request
+    )
+    status, body = health(detailed=detailed)
+    return JsonResponse(body, status=status)

@@ -1,9 +1,8 @@
 """Rollup tables for the moderator console and /metrics (docs/console.md); filled by
-training.console.rollup, read by training.metrics.
+console.rollup, read by console.metrics.
 
-They belong to the `training` app (migration 0003). They live here rather than in
-training/models.py; training/admin.py imports this module, and admin autodiscovery imports that at
-start-up, so the app registry always knows them.
+The tables were made by migration training/0003 when the console lived inside `training`; they
+keep their names (db_table) so moving the models here moved no data (console/0001, state only).
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ class RunDailyStat(models.Model):
     error_example = models.TextField(blank=True, default="")  # one message with this code
 
     class Meta:
-        app_label = "training"
+        db_table = "training_rundailystat"
         constraints = [
             models.UniqueConstraint(
                 fields=["basis", "day", "engine", "base_model", "error_code"],
@@ -61,7 +60,7 @@ class RunParamDailyStat(models.Model):
     finished = models.PositiveIntegerField(default=0)  # succeeded + failed + expired
 
     class Meta:
-        app_label = "training"
+        db_table = "training_runparamdailystat"
         constraints = [
             models.UniqueConstraint(
                 fields=["day", "engine", "param", "value"], name="rollup_param_key"
@@ -84,7 +83,7 @@ class RunTimingDailyStat(models.Model):
     points = models.JSONField(default=list)
 
     class Meta:
-        app_label = "training"
+        db_table = "training_runtimingdailystat"
         constraints = [
             models.UniqueConstraint(
                 fields=["day", "group_kind", "group", "metric"], name="rollup_timing_key"
@@ -104,7 +103,7 @@ class RunEventDailyStat(models.Model):
     events = models.PositiveIntegerField()
 
     class Meta:
-        app_label = "training"
+        db_table = "training_runeventdailystat"
         constraints = [
             models.UniqueConstraint(fields=["day", "kind", "label"], name="rollup_event_key")
         ]
@@ -123,7 +122,7 @@ class UserTrainingActivity(models.Model):
     last_ai_toolkit_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        app_label = "training"
+        db_table = "training_usertrainingactivity"
 
     def __str__(self) -> str:
         return f"user {self.owner_id}"
@@ -138,21 +137,21 @@ class UserActivityDailyStat(models.Model):
     ai_toolkit_users = models.PositiveIntegerField(default=0)
 
     class Meta:
-        app_label = "training"
+        db_table = "training_useractivitydailystat"
 
     def __str__(self) -> str:
         return f"{self.day}: {self.ai_toolkit_users} of {self.eligible_users}"
 
 
 class RollupWindowSnapshot(models.Model):
-    """A dashboard window's sums (training.console.windows.WindowRows) as of `as_of`."""
+    """A dashboard window's sums (console.windows.WindowRows) as of `as_of`."""
 
     days = models.PositiveSmallIntegerField(primary_key=True)
     as_of = models.DateField()
     rows = models.JSONField(default=dict)
 
     class Meta:
-        app_label = "training"
+        db_table = "training_rollupwindowsnapshot"
 
     def __str__(self) -> str:
         return f"{self.days} days as of {self.as_of}"
@@ -170,7 +169,7 @@ class RollupState(models.Model):
     last_duration_ms = models.PositiveIntegerField(default=0)
 
     class Meta:
-        app_label = "training"
+        db_table = "training_rollupstate"
 
     def __str__(self) -> str:
         return f"{self.key} refreshed {self.refreshed_at}"

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.utils.safestring import SafeString
 
-from training.console import charts
-from training.metrics import (
+from console import charts
+from console.metrics import (
     PARAM_LABELS,
     WINDOWS,
     Dashboard,
@@ -101,12 +101,15 @@ def success_chart(dash: Dashboard) -> SafeString:
         series.append(charts.Series(s.label, charts.color_for(s.engine), s.rates, notes))
     if not series:
         return SafeString('<p class="help">No finished runs in this window.</p>')
-    return charts.line_chart(
-        dash.daily_days,
-        series,
-        title="Success rate per day, by engine",
-        target=dash.success_target,
-        target_label=f"target {dash.success_target:.0%}",
+    return charts.pair(
+        lambda width: charts.line_chart(
+            dash.daily_days,
+            series,
+            title="Success rate per day, by engine",
+            target=dash.success_target,
+            target_label=f"target {dash.success_target:.0%}",
+            width=width,
+        )
     )
 
 
@@ -124,11 +127,15 @@ def duration_chart(dash: Dashboard) -> SafeString:
             f"{label} {b}: {pct(s)} of succeeded runs" for b, s in zip(bins, shares, strict=True)
         ]
         series.append(charts.Series(label, charts.color_for(key), shares, notes))
-    return charts.histogram_chart(
-        bins,
-        series,
-        title="Training duration of succeeded runs (share of each engine's runs)",
-        empty="No succeeded runs in this window.",
+    if not series:
+        return SafeString('<p class="help">No succeeded runs in this window.</p>')
+    return charts.pair(
+        lambda width: charts.histogram_chart(
+            bins,
+            series,
+            title="Training duration of succeeded runs (share of each engine's runs)",
+            width=width,
+        )
     )
 
 
@@ -138,7 +145,11 @@ def cost_chart(dash: Dashboard) -> SafeString:
         for g in dash.engines
         if g.cost_runs
     ]  # fmt: skip
-    return charts.bar_chart(rows, title="Mean cost per run, by engine", empty="No charged runs.")
+    if not rows:
+        return SafeString('<p class="help">No charged runs.</p>')
+    return charts.pair(
+        lambda width: charts.bar_chart(rows, title="Mean cost per run, by engine", width=width)
+    )
 
 
 def failure_chart(dash: Dashboard) -> SafeString:
@@ -146,7 +157,9 @@ def failure_chart(dash: Dashboard) -> SafeString:
         (f.code, float(f.runs), f"{number(f.runs)} ({pct(f.share)})", "#e15759")
         for f in dash.failures
     ]
-    return charts.bar_chart(rows, title="Failure reasons", empty="No failed or expired runs.")
+    if not rows:
+        return SafeString('<p class="help">No failed or expired runs.</p>')
+    return charts.pair(lambda width: charts.bar_chart(rows, title="Failure reasons", width=width))
 
 
 def dashboard_context(dash: Dashboard) -> dict[str, Any]:

@@ -9,16 +9,16 @@ from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.test import override_settings
 
-from tests.conftest import make_user
-from tests.training.console.helpers import MIN, ago, make_run, refreshed
-from training.console.models import RollupState, RunDailyStat
-from training.console.rollup import (
+from console.metrics import Dashboard, GroupStats, training_dashboard, window_days
+from console.models import RollupState, RunDailyStat
+from console.rollup import (
     _timing_rows_postgresql,
     _timing_rows_python,
     rollup_refresh,
 )
-from training.console.sketch import Distribution, percentile_cont, sketch
-from training.metrics import Dashboard, GroupStats, training_dashboard, window_days
+from console.sketch import Distribution, percentile_cont, sketch
+from tests.conftest import make_user
+from tests.console.helpers import MIN, ago, make_run, refreshed
 from training.models import TrainingRun
 from training.selectors import engine_success_rate
 
@@ -338,7 +338,7 @@ def test_rollup_rows_are_few_and_daily(owner: User) -> None:
 
 
 def test_a_snapshot_and_the_daily_rollups_give_the_same_numbers(owner: User, boss: User) -> None:
-    from training.console.models import RollupWindowSnapshot
+    from console.models import RollupWindowSnapshot
 
     for day, minutes in ((1, 12), (3, 30), (5, 48), (20, 7)):
         make_run(owner, created=ago(days=day), duration=minutes * MIN, params={"networkDim": day})
