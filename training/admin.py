@@ -21,7 +21,7 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 from flags.tiers import is_moderator
-from training import catalog, lifecycle, services
+from training import lifecycle, services
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.client import OrchestratorError
 from training.payloads import stored_workflow_body

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('training', '0005_run_experiment'),
+        ('training', '0006_console_models_moved'),
     ]
 
     operations = [
