@@ -166,6 +166,7 @@ CONTENT_SECURITY_POLICY = {
 
 # The error page `make run` shows (DEBUG on) hides connection URLs' passwords and every secret.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "websafety.reporting.SecretHidingFilter"
+DEFAULT_EXCEPTION_REPORTER = "websafety.reporting.SecretHidingReporter"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
