@@ -3,6 +3,8 @@ throttle (django-axes) and the API's rates count the same address behind the sam
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -12,7 +14,7 @@ def client_address(request: HttpRequest) -> str:
     them saw (X-Forwarded-For, counted from the right: entries further left are the client's own
     claims and cannot be trusted)."""
     remote = str(request.META.get("REMOTE_ADDR") or "")
-    proxies: int = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
+    proxies: Any = settings.REST_FRAMEWORK.get("NUM_PROXIES") or 0
     forwarded = str(request.META.get("HTTP_X_FORWARDED_FOR") or "")
     if proxies and forwarded:
         addresses = [a.strip() for a in forwarded.split(",") if a.strip()]

@@ -9,7 +9,9 @@ import ipaddress
 from urllib.parse import urlsplit
 
 # Names that only resolve inside a network or on the machine itself.
-INTERNAL_NAMES = frozenset({"localhost", "localhost.localdomain", "metadata", "metadata.google.internal"})
+INTERNAL_NAMES = frozenset(
+    {"localhost", "localhost.localdomain", "metadata", "metadata.google.internal"}
+)
 INTERNAL_SUFFIXES = (
     ".localhost", ".local", ".internal", ".intranet", ".corp", ".home", ".lan", ".localdomain",
     ".home.arpa", ".in-addr.arpa", ".ip6.arpa",
@@ -28,7 +30,11 @@ def _as_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     numbers: list[int] = []
     for part in parts:
         try:
-            numbers.append(int(part, 0) if part[:2].lower() == "0x" else int(part, 8 if len(part) > 1 and part[0] == "0" else 10))
+            numbers.append(
+                int(part, 0)
+                if part[:2].lower() == "0x"
+                else int(part, 8 if len(part) > 1 and part[0] == "0" else 10)
+            )
         except ValueError:
             return None
     value = 0

@@ -6,9 +6,8 @@ more names; the reporter then strips the password of every URL in the page, wher
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from django.utils.regex_helper import _lazy_re_compile
+from django.utils.safestring import SafeString
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 SUBSTITUTE = SafeExceptionReporterFilter.cleansed_substitute
@@ -21,7 +20,7 @@ def redact_url_passwords(text: str) -> str:
 
 
 class SecretHidingFilter(SafeExceptionReporterFilter):
-    hidden_settings = _lazy_re_compile(
+    hidden_settings = re.compile(
         "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|CREDENTIAL|DSN|"
         "DATABASE_URL|REDIS_URL|BROKER_URL|RESULT_BACKEND",
         flags=re.I,
@@ -29,8 +28,9 @@ class SecretHidingFilter(SafeExceptionReporterFilter):
 
 
 class SecretHidingReporter(ExceptionReporter):
-    def get_traceback_html(self) -> str:
-        return redact_url_passwords(str(super().get_traceback_html()))
+    # Still safe after the change: a password is replaced by asterisks, nothing else is touched.
+    def get_traceback_html(self) -> SafeString:
+        return SafeString(redact_url_passwords(super().get_traceback_html()))
 
-    def get_traceback_text(self) -> str:
-        return redact_url_passwords(str(super().get_traceback_text()))
+    def get_traceback_text(self) -> SafeString:
+        return SafeString(redact_url_passwords(super().get_traceback_text()))

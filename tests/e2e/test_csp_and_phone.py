@@ -85,7 +85,9 @@ def open_page(page: Page, stack: Stack, path: str) -> None:
     policy = response.headers.get("content-security-policy", "")
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy, path
     if path == "/api/docs/":
-        expect(page.locator(".swagger-ui .info .title")).to_contain_text("LoRA training service API")
+        expect(page.locator(".swagger-ui .info .title")).to_contain_text(
+            "LoRA training service API"
+        )
     page.wait_for_load_state("networkidle")
 
 

@@ -12,7 +12,10 @@ from django.test import Client, RequestFactory
 from django.views.debug import technical_500_response
 
 # Built at run time: the debug page quotes this file's source, which must not hold the values.
-SECRETS = {name: f"{name}-{8800 + i}" for i, name in enumerate(["db-pass", "redis-pass", "orch-token", "api-token"])}
+SECRETS = {
+    name: f"{name}-{8800 + i}"
+    for i, name in enumerate(["db-pass", "redis-pass", "orch-token", "api-token"])
+}
 DB_URL = f"postgres://trainer:{SECRETS['db-pass']}@db.example.net:5432/training"
 REDIS = f"redis://:{SECRETS['redis-pass']}@cache.example.net:6379/0"
 

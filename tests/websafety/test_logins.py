@@ -89,12 +89,16 @@ def test_behind_a_proxy_the_forwarded_client_address_is_locked_not_the_proxy(
     proxy = "10.0.0.2"
 
     def via_proxy(username: str, password: str, client_ip: str) -> int:
-        return Client().post(
-            "/accounts/login/",
-            {"username": username, "password": password},
-            REMOTE_ADDR=proxy,
-            HTTP_X_FORWARDED_FOR=f"1.2.3.4, {client_ip}",  # the left entry is the client's claim
-        ).status_code
+        return (
+            Client()
+            .post(
+                "/accounts/login/",
+                {"username": username, "password": password},
+                REMOTE_ADDR=proxy,
+                HTTP_X_FORWARDED_FOR=f"1.2.3.4, {client_ip}",  # the left entry is the client's claim
+            )
+            .status_code
+        )
 
     for i in range(10):
         via_proxy(f"nobody-{i}", "guess", ATTACKER)
@@ -136,11 +140,15 @@ def test_a_success_clears_the_accounts_failures(owner: User) -> None:
     client = Client()
     for i in range(9):
         page_login(client, "/accounts/login/", "olivia", f"guess-{i}", ATTACKER)
-    assert page_login(client, "/accounts/login/", "olivia", "pw-olivia", ELSEWHERE).status_code == 302
+    assert (
+        page_login(client, "/accounts/login/", "olivia", "pw-olivia", ELSEWHERE).status_code == 302
+    )
     other = Client()
     for i in range(9):
         page_login(other, "/accounts/login/", "olivia", f"again-{i}", ELSEWHERE)
-    assert page_login(other, "/accounts/login/", "olivia", "pw-olivia", ELSEWHERE).status_code == 302
+    assert (
+        page_login(other, "/accounts/login/", "olivia", "pw-olivia", ELSEWHERE).status_code == 302
+    )
 
 
 @pytest.mark.django_db

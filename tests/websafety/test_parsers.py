@@ -95,7 +95,12 @@ def test_a_forged_cursor_is_a_400_naming_the_cursor(owner: User, client_for: Any
 def test_a_cursor_from_a_listing_still_pages(owner: User, client_for: Any) -> None:
     api = client_for(owner)
     for i in range(3):
-        assert api.post("/api/v1/training-runs/", run_body(loraName=f"r{i}"), format="json").status_code == 201
+        assert (
+            api.post(
+                "/api/v1/training-runs/", run_body(loraName=f"r{i}"), format="json"
+            ).status_code
+            == 201
+        )
     first = api.get("/api/v1/training-runs/?pageSize=2").json()
     second = api.get(first["next"]).json()
     assert len(first["results"]) == 2 and len(second["results"]) == 1
@@ -182,7 +187,11 @@ def test_no_url_answers_hostile_input_with_a_server_error(owner: User, client_fo
     clients = {"anonymous": anonymous, "owner-token": client_for(owner), "owner": by_session,
                "superuser": superuser}  # fmt: skip
     paths = sorted(
-        {p for p in (concrete(x, run.pk, owner.pk) for x in _patterns(get_resolver().url_patterns)) if p}
+        {
+            p
+            for p in (concrete(x, run.pk, owner.pk) for x in _patterns(get_resolver().url_patterns))
+            if p
+        }
     )
     assert "/api/v1/training-runs/" in paths and "/admin/auth/user/" in paths
     failures = []

@@ -74,7 +74,7 @@ class RunCursorPagination(CursorPagination):
         # `p=notadate`) would fail in the database instead of here.
         if cursor is not None and cursor.position is not None:
             try:
-                parsed = datetime.fromisoformat(cursor.position)
+                parsed = datetime.fromisoformat(str(cursor.position))
             except ValueError:
                 raise invalid from None
             if parsed.tzinfo is None:
