@@ -117,6 +117,13 @@ def test_an_idempotency_key_with_a_nul_byte_is_a_400(owner: User, client_for: An
 
 
 @pytest.mark.django_db
+def test_a_session_cookie_with_a_nul_byte_is_a_400_not_a_database_error(owner: User) -> None:
+    response = Client().get("/runs/", HTTP_COOKIE="sessionid=abc\x00def")
+    assert response.status_code == 400
+    assert b"The Cookie header contains a NUL byte." in response.content
+
+
+@pytest.mark.django_db
 def test_a_nul_byte_in_a_page_form_is_a_styled_400(owner: User) -> None:
     client = Client()
     client.force_login(owner)
