@@ -5,7 +5,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 
-
 def favicon(request: HttpRequest) -> HttpResponsePermanentRedirect:
     # Pages link the icon themselves; this answers browsers and tools that ask the old address.
     return HttpResponsePermanentRedirect(static("favicon.svg"))
