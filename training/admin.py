@@ -131,7 +131,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
     @admin.display(description="Orchestrator payload (exact body)")
     def orchestrator_payload(self, run: TrainingRun) -> str:
         body = json.dumps(stored_workflow_body(run), indent=2)
-        return format_html("<pre style='white-space:pre-wrap'>{}</pre>", body)
+        return format_html('<pre class="payload">{}</pre>', body)
 
     def has_add_permission(self, request: object) -> bool:
         return False  # runs are created through the API and the pages, which validate them

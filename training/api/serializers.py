@@ -9,10 +9,12 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from training import uploads
 from training.models import ENGINE_CHOICES, PRIORITY_CHOICES, RunEvent, RunStatus, TrainingRun
 from training.payloads import stored_workflow_body
 from training.runspec import resolve_run, uri_problem
 from vocabulary import catalog
+from websafety.hosts import private_host_reason
 
 
 class StrictIntegerField(serializers.IntegerField):
@@ -64,11 +66,23 @@ def http_uri(value: str) -> None:
     _HTTP_URL(value)
 
 
+def refuse_private_training_data_url(url: str) -> None:
+    """The orchestrator fetches this URL: https to a public host only (websafety.hosts), except
+    the zips this service stored itself (the pages' uploads, on PUBLIC_BASE_URL)."""
+    if url.startswith(uploads.public_url(f"{uploads.UPLOAD_DIR}/")):
+        return
+    reason = private_host_reason(url)
+    if reason is not None:
+        raise serializers.ValidationError(
+            f"The training data URL must be https to a public host: {reason}.", code="private_host"
+        )
+
+
 class TrainingDataSerializer(StrictSerializer):
     url = StrictCharField(
         max_length=2000,
-        validators=[http_uri],
-        help_text="Where the orchestrator downloads the training zip (http or https).",
+        validators=[http_uri, refuse_private_training_data_url],
+        help_text="Where the orchestrator downloads the training zip: https to a public host.",
     )
     imageCount = StrictIntegerField(
         min_value=1,

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
+from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import APIException, NotFound
+from rest_framework.exceptions import APIException, NotFound, Throttled
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -34,6 +36,7 @@ from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
 from training.orchestrator.callbacks import callback_token_valid
 from vocabulary import catalog
+from websafety.lockout import cooloff_seconds, lockout_message
 
 E400 = OpenApiResponse(ErrorSerializer, description="Invalid input: every problem with its field.")
 E401 = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -60,13 +63,24 @@ class RunCursorPagination(CursorPagination):
     page_size_query_param = "pageSize"
 
     def decode_cursor(self, request: Request) -> Any:
+        invalid = serializers.ValidationError(
+            {"cursor": ["Invalid cursor; use the next/previous links from a listing."]}
+        )
         try:
-            return super().decode_cursor(request)
+            cursor = super().decode_cursor(request)
         except NotFound:
             # A cursor we did not issue is bad input, not a missing resource.
-            raise serializers.ValidationError(
-                {"cursor": ["Invalid cursor; use the next/previous links from a listing."]}
-            ) from None
+            raise invalid from None
+        # The cursor's position is compared with created_at: anything but a timestamp (a forged
+        # `p=notadate`) would fail in the database instead of here.
+        if cursor is not None and cursor.position is not None:
+            try:
+                parsed = datetime.fromisoformat(str(cursor.position))
+            except ValueError:
+                raise invalid from None
+            if parsed.tzinfo is None:
+                raise invalid
+        return cursor
 
 
 class TokenView(APIView):
@@ -83,11 +97,11 @@ class TokenView(APIView):
     def post(self, request: Request) -> Response:
         data = TokenRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = authenticate(
-            request,
-            username=data.validated_data["username"],
-            password=data.validated_data["password"],
-        )
+        credentials = {"username": data.validated_data["username"]}
+        user = authenticate(request, password=data.validated_data["password"], **credentials)
+        if user is None and AxesProxyHandler.is_locked(request, credentials):
+            # django-axes counted this failure and the account or address is now locked out.
+            raise Throttled(wait=cooloff_seconds(), detail=lockout_message(), code="login_locked")
         if user is None or not user.is_active:
             raise Unauthorized("Wrong username or password.", code="wrong_credentials")
         token, _ = Token.objects.get_or_create(user=user)
