@@ -22,10 +22,12 @@ from training import catalog, lifecycle, services
 from training.console import models as _rollup_models  # noqa: F401  (registers them at start-up)
 from training.console.rollup import ecosystem_of
 from training.models import RunEvent, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.orchestrator.client import OrchestratorError
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.tasks import refresh_run_task
+from training.webhooks.admin import WebhookDeliveryInline
 
 COUNT_CAP = 10_000
 MAX_ACTION_RUNS = 100  # cancel/retry act on at most this many selected runs
@@ -102,7 +104,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
     show_full_result_count = False  # a COUNT(*) over millions of runs on every page is waste
     show_facets = admin.ShowFacets.NEVER  # facets count per filter choice: full scans
     actions = ("recheck_runs", "cancel_runs", "retry_runs")
-    inlines = [RunEventInline]
+    inlines = [RunEventInline, WebhookDeliveryInline]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["orchestrator_payload"]
     fieldsets = (
         (None, {"fields": ("id", "owner", "status", "lora_name", "base_model", "custom_model")}),
@@ -119,7 +121,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
 
     @admin.display(description="Orchestrator payload (exact body)")
     def orchestrator_payload(self, run: TrainingRun) -> str:
-        body = json.dumps(workflow_body(run, run_id=run.id), indent=2)
+        body = json.dumps(callback_tokens_redacted(workflow_body(run, run_id=run.id)), indent=2)
         return format_html("<pre style='white-space:pre-wrap'>{}</pre>", body)
 
     def has_add_permission(self, request: object) -> bool:

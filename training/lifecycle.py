@@ -32,6 +32,7 @@ from training.orchestrator.client import (
 from training.orchestrator.contracts.base import WorkflowState, parse_time
 from training.payloads import workflow_body
 from training.rows import fetch_one
+from training.signals import run_changed_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +158,7 @@ def transition_row(
     row = fetch_one(sql, params)
     if row is None:
         return None
+    run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
     # The columns are the model's own, in its field order, so the row becomes a model as a
     # queryset would build it (the same converters) without re-deriving the mapping every call.
     values = [
@@ -211,7 +213,10 @@ def transition(
         run_id, expected=expected, to=to, kind=kind, message=message, data=data,
         returning=connection.ops.quote_name("id"), fields=fields,
     )  # fmt: skip
-    return fetch_one(sql, params) is not None
+    moved = fetch_one(sql, params) is not None
+    if moved:
+        run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
+    return moved
 
 
 def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
@@ -345,6 +350,9 @@ def _merged_outputs(current: dict[str, Any], state: WorkflowState) -> dict[str, 
         state.moderation and "moderation" in outputs
     ):
         outputs["moderation"] = state.moderation
+    if state.eta_minutes is not None:  # its own finish estimate (training/progress.py)
+        finish = timezone.now() + timedelta(minutes=state.eta_minutes)
+        outputs["etaAt"] = finish.isoformat(timespec="seconds").replace("+00:00", "Z")
     return outputs if outputs != (current or {}) else None
 
 
@@ -397,6 +405,7 @@ def apply_workflow_state(run_id: UUID | str, *, workflow_id: str, state: Workflo
                 # Same status, more news (an epoch finished): record it on the same state.
                 TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
                 _moderation_notes(run.pk, before, after)
+                run_changed_on_commit(run.pk)
             return run.status
         if target in TERMINAL_STATUSES:
             updates["completed_at"] = state.completed_at or timezone.now()

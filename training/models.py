@@ -173,3 +173,4 @@ class IdempotencyKey(models.Model):
 
 # The console's rollup tables are models of this app, declared beside the code that fills them.
 from training.console import models as _console_models  # noqa: E402,F401
+from training.webhooks import models as _webhook_models  # noqa: E402,F401

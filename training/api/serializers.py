@@ -12,7 +12,9 @@ from rest_framework import serializers
 
 from training import catalog
 from training.models import ENGINE_CHOICES, RunEvent, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.payloads import workflow_body
+from training.progress import run_timing
 from training.runspec import resolve_run
 
 
@@ -119,9 +121,31 @@ class RunInputSerializer(StrictSerializer):
         help_text="Engine-native parameter names; omitted ones take the catalog default.",
     )
 
+    webhook = StrictCharField(
+        required=False,
+        max_length=2000,
+        help_text="An https URL that receives the run's JSON, signed (see docs/api.md, Webhooks).",
+    )
+    webhookEventsFilter = serializers.ListField(
+        child=serializers.ChoiceField(choices=["start", "output", "completed"]),
+        required=False,
+        allow_empty=False,
+        max_length=3,
+        help_text="Which events to send; all three when omitted.",
+    )
+
+    def validate_webhook(self, value: str) -> str:
+        from training.webhooks.targets import webhook_url_problem
+
+        problem = webhook_url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem, code="unsafe_webhook")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = self.context["request"].user
-        return {"spec": resolve_run(user=user, data=attrs)}
+        hook = {"url": attrs.pop("webhook", None), "events": attrs.pop("webhookEventsFilter", None)}
+        return {"spec": resolve_run(user=user, data=attrs), "webhook": hook}
 
 
 class RunEventSerializer(serializers.ModelSerializer[RunEvent]):
@@ -152,6 +176,16 @@ class RunErrorSerializer(serializers.Serializer[Any]):
     message = serializers.CharField(source="error_message")
 
 
+class EtaSerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField(allow_null=True, help_text="When the run should finish.")
+    basis = serializers.ChoiceField(
+        choices=["pace", "orchestrator"],
+        allow_null=True,
+        help_text="pace: from its finished epochs; orchestrator: the orchestrator's estimate.",
+    )
+    computedAt = serializers.DateTimeField(help_text="When this ETA was computed.")
+
+
 class RunSerializer(serializers.ModelSerializer[TrainingRun]):
     baseModel = serializers.CharField(source="base_model")
     customModel = serializers.CharField(source="custom_model")
@@ -172,6 +206,10 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
     submittedAt = serializers.DateTimeField(source="submitted_at", allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+    elapsedSeconds = serializers.IntegerField(
+        read_only=True, help_text="Since the run was created; until it finished, once it has."
+    )
+    eta = EtaSerializer(read_only=True, help_text="Null `at` when there is nothing to go on.")
 
     class Meta:
         model = TrainingRun
@@ -180,6 +218,7 @@ class RunSerializer(serializers.ModelSerializer[TrainingRun]):
             "loraName", "trainingData", "samplePrompts", "negativePrompt", "priority", "params",
             "workflowId", "estimatedCost", "chargedCost", "error", "epochs", "moderation",
             "createdAt", "updatedAt", "submittedAt", "startedAt", "completedAt",
+            "elapsedSeconds", "eta",
         ]  # fmt: skip
 
     @extend_schema_field(RunErrorSerializer(allow_null=True))
@@ -240,6 +279,7 @@ def run_representation(serializer: RunSerializer, run: TrainingRun) -> dict[str,
         "submittedAt": _dt(run.submitted_at),
         "startedAt": _dt(run.started_at),
         "completedAt": _dt(run.completed_at),
+        **run_timing(run),
     }
 
 
@@ -256,7 +296,7 @@ class RunCreatedSerializer(RunSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_payload(self, run: TrainingRun) -> dict[str, Any]:
-        return workflow_body(run, run_id=run.id)
+        return callback_tokens_redacted(workflow_body(run, run_id=run.id))
 
     def to_representation(self, run: TrainingRun) -> dict[str, Any]:
         return {**run_representation(self, run), "payload": self.get_payload(run)}

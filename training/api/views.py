@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from django.contrib.auth import authenticate
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
@@ -16,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training import catalog, lifecycle, selectors, services
+from training import catalog, lifecycle, progress, selectors, services
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -32,7 +33,8 @@ from training.api.serializers import (
 from training.api.throttling import AtomicScopedRateThrottle
 from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
-from training.orchestrator.callbacks import callback_token_valid
+from training.orchestrator.callbacks import callback_token_valid, callback_tokens_redacted
+from training.webhooks.services import run_webhook_set
 
 E400 = OpenApiResponse(ErrorSerializer, description="Invalid input: every problem with its field.")
 E401 = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -154,8 +156,14 @@ class TrainingRunListCreateView(APIView):
     def _create(self, request: Request) -> tuple[int, Any, TrainingRun]:
         data = RunInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
+        hook = data.validated_data["webhook"]
         try:
-            run = services.training_run_create(owner=request.user, spec=data.validated_data["spec"])
+            with transaction.atomic():  # the webhook exists before the run can be submitted
+                run = services.training_run_create(
+                    owner=request.user, spec=data.validated_data["spec"]
+                )
+                if hook["url"]:
+                    run_webhook_set(run=run, url=hook["url"], events=hook["events"])
         except services.ActiveRunLimit as exc:
             raise TooManyActiveRuns(str(exc)) from exc
         return status.HTTP_201_CREATED, RunCreatedSerializer(run).data, run
@@ -186,7 +194,7 @@ class TrainingRunPreviewView(APIView):
         spec = data.validated_data["spec"]
         return Response(
             {
-                "workflow": services.training_run_preview(spec=spec),
+                "workflow": callback_tokens_redacted(services.training_run_preview(spec=spec)),
                 "params": spec.params,
                 "engine": spec.engine,
                 "ecosystem": spec.ecosystem,
@@ -258,7 +266,8 @@ class TrainingRunEstimateView(APIView):
             estimate = services.training_run_estimate(spec=data.validated_data["spec"])
         except services.OrchestratorUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
-        return Response(asdict(estimate))
+        answer = asdict(estimate)
+        return Response({**answer, "workflow": callback_tokens_redacted(answer["workflow"])})
 
 
 class TrainingRunCancelView(APIView):
@@ -309,6 +318,10 @@ WORKFLOW_STATUSES = tuple(lifecycle.FROM_ORCHESTRATOR)
 class CallbackSerializer(serializers.Serializer[Any]):
     workflowId = serializers.CharField(max_length=128)
     status = serializers.ChoiceField(choices=list(WORKFLOW_STATUSES))
+    progress = serializers.FloatField(required=False, allow_null=True, min_value=0)
+
+
+CALLBACK_SOURCES = ("workflow", "step", "job")  # the event's `$type`; "workflow" when absent
 
 
 class CallbackAckSerializer(serializers.Serializer[Any]):
@@ -324,7 +337,7 @@ class OrchestratorCallbackView(APIView):
     @extend_schema(
         request=CallbackSerializer,
         parameters=[OpenApiParameter("token", str, required=True)],
-        responses={200: CallbackAckSerializer, 400: E400, 401: E401},
+        responses={200: CallbackAckSerializer, 400: E400, 401: E401, 429: E429},
         summary="Orchestrator workflow events (callbacks)",
     )
     def post(self, request: Request, run_id: str) -> Response:
@@ -332,9 +345,20 @@ class OrchestratorCallbackView(APIView):
             raise Unauthorized("Missing or wrong callback token.", code="bad_callback_token")
         event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
         event.is_valid(raise_exception=True)
-        result = lifecycle.callback_record(
-            run_id=run_id,
-            workflow_id=event.validated_data["workflowId"],
-            status=event.validated_data["status"],
-        )
+        kind = request.data.get("$type") if isinstance(request.data, dict) else None
+        try:
+            result = progress.callback_receive(
+                run_id=run_id,
+                workflow_id=event.validated_data["workflowId"],
+                status=event.validated_data["status"],
+                source=kind if kind in CALLBACK_SOURCES else "workflow",
+                progress=event.validated_data.get("progress"),
+            )
+        except progress.RateLimited:
+            return Response(
+                {"code": "callback_rate", "message": "Too many callbacks for this run.",
+                 "errors": []},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": "60"},
+            )  # fmt: skip
         return Response({"result": result})

@@ -25,6 +25,7 @@ from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference
 from training import catalog, selectors, services, uploads
 from training.api.throttling import AtomicScopedRateThrottle
 from training.models import ACTIVE_STATUSES, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.payloads import workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.web.forms import (
@@ -251,7 +252,9 @@ def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "events": list(run.events.all()),
         "epochs": list((run.outputs or {}).get("epochs", [])),
         "params": sorted((run.params or {}).items()),
-        "payload": json.dumps(workflow_body(run, run_id=run.pk), indent=2),
+        "payload": json.dumps(
+            callback_tokens_redacted(workflow_body(run, run_id=run.pk)), indent=2
+        ),
         "active_statuses": sorted(ACTIVE_STATUSES),
         "retryable_statuses": sorted(services.RETRYABLE),
     }
