@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training import catalog, lifecycle, progress, selectors, services
+from training.api.conditional import conditional
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -46,6 +47,15 @@ E429 = OpenApiResponse(
 )
 E404 = OpenApiResponse(ErrorSerializer, description="No such run among yours.")
 COMMON = {401: E401}
+NOT_MODIFIED = OpenApiResponse(
+    description="Unchanged since the ETag given in If-None-Match (clock-only fields aside)."
+)
+NOT_MODIFIED_PARAM = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag of an earlier answer: 304 with no body if nothing changed since.",
+)
 
 
 class Unauthorized(APIException):
@@ -102,8 +112,9 @@ class TrainingRunListCreateView(APIView):
             OpenApiParameter("engine", str, enum=list(catalog.ENGINES)),
             OpenApiParameter("cursor", str),
             OpenApiParameter("pageSize", int),
+            NOT_MODIFIED_PARAM,
         ],
-        responses={200: RunPageSerializer, 400: E400, **COMMON},
+        responses={200: RunPageSerializer, 304: NOT_MODIFIED, 400: E400, **COMMON},
         summary="Your training runs, newest first",
         operation_id="training_runs_list",
     )
@@ -115,7 +126,8 @@ class TrainingRunListCreateView(APIView):
         )
         paginator = RunCursorPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
-        return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+        listing = paginator.get_paginated_response(RunSerializer(page, many=True).data)
+        return conditional(request, listing.data)
 
     throttle_scope = "run_create"
 
@@ -171,14 +183,15 @@ class TrainingRunListCreateView(APIView):
 
 class TrainingRunDetailView(APIView):
     @extend_schema(
-        responses={200: RunDetailSerializer, 404: E404, **COMMON},
+        parameters=[NOT_MODIFIED_PARAM],
+        responses={200: RunDetailSerializer, 304: NOT_MODIFIED, 404: E404, **COMMON},
         summary="One run",
         operation_id="training_runs_get",
     )
     def get(self, request: Request, run_id: str) -> Response:
         # Signed output links expire: fetch fresh ones first when they are about to.
         run = lifecycle.run_outputs_fresh(_own_run(request, run_id))
-        return Response(RunDetailSerializer(run).data)
+        return conditional(request, RunDetailSerializer(run).data)
 
 
 class TrainingRunPreviewView(APIView):

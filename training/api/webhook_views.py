@@ -11,8 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from training.api.views import COMMON, E404, _own_run
-from training.webhooks.models import WebhookAttempt
-from training.webhooks.services import webhook_secret_get, webhook_secret_rotate
+from training.webhooks.services import delivery_log, webhook_secret_get, webhook_secret_rotate
 
 
 class WebhookSecretSerializer(serializers.Serializer[Any]):
@@ -50,14 +49,6 @@ class WebhookSecretRotateView(APIView):
     )
     def post(self, request: Request) -> Response:
         return Response({"key": webhook_secret_rotate(user=request.user).key})
-
-
-def delivery_log(run_id: Any) -> list[WebhookAttempt]:
-    return list(
-        WebhookAttempt.objects.filter(delivery__run_id=run_id)
-        .select_related("delivery")
-        .order_by("delivery__seq", "number")
-    )
 
 
 class RunWebhookDeliveriesView(APIView):

@@ -15,7 +15,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from training.models import TrainingRun
-from training.webhooks.models import EVENTS, RunWebhook, WebhookDelivery, WebhookSecret
+from training.webhooks.models import (
+    EVENTS,
+    RunWebhook,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSecret,
+)
 
 
 def _new_key() -> str:
@@ -95,3 +101,12 @@ def run_webhook_announce(*, run_id: UUID | str) -> list[str]:
         run_key = str(run_id)
         transaction.on_commit(lambda: webhook_send_task.delay(run_key), robust=True)
     return made
+
+
+def delivery_log(run_id: Any) -> list[WebhookAttempt]:
+    """Every attempt of the run's deliveries, oldest first (callers scope the run by owner)."""
+    return list(
+        WebhookAttempt.objects.filter(delivery__run_id=run_id)
+        .select_related("delivery")
+        .order_by("delivery__seq", "number")
+    )
