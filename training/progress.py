@@ -77,12 +77,13 @@ def callback_receive(
     said = f"{source}:{status}:{'' if progress is None else round(float(progress), 4)}"
     if not cache.add(f"callback-seen:{run.pk}:{workflow_id}:{said}", 1, 86400):
         return "duplicate"
-    if source == "workflow":
+    if progress is None:
         # Status news goes on the timeline; progress shows as the epochs themselves.
         RunEvent.objects.create(
             run_id=run.pk,
             kind=RunEvent.Kind.CALLBACK,
-            message=f"orchestrator reports {status}",
+            message=f"orchestrator reports {status}"
+            + ("" if source == "workflow" else f" ({source})"),
             data={"workflowId": workflow_id, "status": status},
         )
     if not run.workflow_id:

@@ -284,3 +284,23 @@ def test_another_users_delivery_log_is_a_404(
     run_id = create(client_for(owner), webhook="https://hooks.example.com/x")
     response = client_for(other_user).get(f"/api/v1/training-runs/{run_id}/webhook-deliveries/")
     assert response.status_code == 404
+
+
+def test_a_moderator_reads_a_runs_delivery_log_in_admin(
+    client_for: Callable[[User | None], APIClient], owner: User, receiver: Receiver
+) -> None:
+    from django.core.management import call_command
+    from django.test import Client
+
+    from tests.conftest import make_user
+
+    run_id = create(client_for(owner), webhook=receiver.url, webhookEventsFilter=["completed"])
+    receiver.script = [(503, {}, 0)]
+    workflow_says(run_id, "failed")
+    send(run_id)
+    call_command("sync_features")  # grants group `mod` its admin permissions
+    browser = Client()
+    browser.force_login(make_user("maude", "mod", is_staff=True))
+    html = browser.get(f"/admin/training/trainingrun/{run_id}/change/").content.decode()
+    assert "Webhook deliveries" in html
+    assert "#1 503" in html and "pending" in html
