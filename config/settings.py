@@ -254,6 +254,20 @@ PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/"
 # Per-run callback tokens are HMACs of the run id under this secret; without one of its own it
 # falls back to SECRET_KEY (a system check warns about that with DEBUG off: config/checks.py).
 CALLBACK_SECRET = env_str("CALLBACK_SECRET", SECRET_KEY)
+# Callbacks per run and minute before 429 (replays of one callback cost nothing before this), and
+# how long one re-fetch of a run's workflow holds off the next (training/progress.py).
+CALLBACK_RATE_PER_MINUTE = env_int("CALLBACK_RATE_PER_MINUTE", 60, minimum=1)
+REFETCH_COALESCE_SECONDS = env_int("REFETCH_COALESCE_SECONDS", 30, minimum=1)
+# Webhooks for API clients (training/webhooks/): per-attempt timeouts, retries for up to
+# WEBHOOK_RETRY_HOURS (each wait capped below the broker's visibility timeout), and a per-user cap.
+WEBHOOK_CONNECT_TIMEOUT = env_float("WEBHOOK_CONNECT_TIMEOUT", 3.05)
+WEBHOOK_READ_TIMEOUT = env_float("WEBHOOK_READ_TIMEOUT", 10.0)
+WEBHOOK_RETRY_HOURS = env_float("WEBHOOK_RETRY_HOURS", 24.0)
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env_float("WEBHOOK_RETRY_MAX_SECONDS", 1800.0)
+WEBHOOK_DELIVERIES_PER_MINUTE = env_int("WEBHOOK_DELIVERIES_PER_MINUTE", 120, minimum=1)
+# Loopback http targets: a developer receiving locally. Only with DEBUG (see training/webhooks/).
+WEBHOOK_ALLOW_LOOPBACK = DEBUG
 
 # Celery's broker is the same Redis.
 CELERY_BROKER_URL = embedded.celery_broker_url(REDIS_URL)
@@ -308,7 +322,7 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=20)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_IMPORTS = ["console.tasks"]
+CELERY_IMPORTS = ["console.tasks", "training.progress", "training.webhooks.delivery"]
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "training.tasks.reconcile_runs_task",
@@ -321,6 +335,10 @@ CELERY_BEAT_SCHEDULE = {
     "prune-idempotency-keys": {
         "task": "training.tasks.prune_idempotency_keys_task",
         "schedule": 3600.0,
+    },
+    "webhook-sweep": {
+        "task": "training.webhooks.delivery.webhook_sweep_task",
+        "schedule": float(env_int("WEBHOOK_SWEEP_EVERY_SECONDS", 30, minimum=1)),
     },
     "prune-orphan-uploads": {
         "task": "training.tasks.prune_orphan_uploads_task",

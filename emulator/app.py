@@ -95,10 +95,15 @@ class App:
         self.callbacks = CallbackDispatcher(lambda: self.config, stopping)
         self.store = Store(self.contract, self._emit)
 
-    def _emit(self, wf: WorkflowRecord, status: str, timestamp: str) -> None:
+    def _emit(
+        self, wf: WorkflowRecord, status: str, timestamp: str, *, progress: float | None = None
+    ) -> None:
         callbacks = wf.template.get("callbacks")
         if wf.id is not None and isinstance(callbacks, list):
             entries = [c for c in callbacks if isinstance(c, Mapping)]
+            if progress is not None:  # a job event: how far training is
+                self.callbacks.enqueue(wf.id, entries, status, timestamp, progress=progress)
+                return
             details = self.contract.event_details(wf)
             self.callbacks.enqueue(wf.id, entries, status, timestamp, details=details)
 

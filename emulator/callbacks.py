@@ -48,9 +48,9 @@ class Event:
     status: str
 
 
-def wants(callback: Mapping[str, object], status: str) -> bool:
+def wants(callback: Mapping[str, object], status: str, source: str = "workflow") -> bool:
     types = callback.get("type")
-    return isinstance(types, list) and ("workflow:*" in types or f"workflow:{status}" in types)
+    return isinstance(types, list) and (f"{source}:*" in types or f"{source}:{status}" in types)
 
 
 class CallbackDispatcher:
@@ -72,21 +72,26 @@ class CallbackDispatcher:
         timestamp: str,
         *,
         details: Mapping[str, object] | None = None,
+        progress: float | None = None,
     ) -> None:
         if self._settings().drop_callbacks:
             return
+        # With a progress, a WorkflowStepJobEvent (beta86 §5) of the one training step's job.
+        source = "workflow" if progress is None else "job"
         payload: dict[str, object] = {
-            "$type": "workflow",
+            "$type": source,
             "workflowId": workflow_id,
             "status": status,
             "timestamp": timestamp,
         }
+        if progress is not None:
+            payload.update(stepName="0", jobId=f"{workflow_id}-job-0", progress=progress)
         body = json.dumps(payload).encode()
         # beta86: a callback with `detailed: true` also gets the event's details.
         detailed = json.dumps({**payload, "details": details}).encode() if details else body
         for callback in callbacks:
             url = callback.get("url")
-            if isinstance(url, str) and wants(callback, status):
+            if isinstance(url, str) and wants(callback, status, source):
                 chosen = detailed if callback.get("detailed") is True else body
                 self._put(Event(url, chosen, workflow_id, status))
 

@@ -14,7 +14,7 @@ from emulator.contracts import EmulatorContract
 from emulator.records import EpochRecord, JsonObject, WorkflowRecord, iso, utc_now
 
 # Called with the store's lock held, so one workflow's events are queued in the order they happen.
-Emit = Callable[[WorkflowRecord, str, str], None]
+Emit = Callable[..., None]  # (workflow, status, timestamp, *, progress=None)
 
 
 class Store:
@@ -148,6 +148,9 @@ class Store:
                     if number >= wf.plan.epochs:
                         self._finish(wf, "succeeded")
                         break
+                    if wf.id is not None:  # the job's progress, as `job:processing` events
+                        progress = round(number / wf.plan.epochs, 4)
+                        self._emit(wf, "processing", iso(utc_now()) or "", progress=progress)
                     wf.next_epoch_due += config.seconds_per_epoch
 
     def moderate(self, workflow_id: str, decision: str, *, next_epoch_due: float) -> bool:

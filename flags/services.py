@@ -282,8 +282,12 @@ class SuccessRate:
 
 
 class _Counts(Protocol):
-    succeeded: int
-    finished: int
+    # Read-only, so a frozen dataclass satisfies it.
+    @property
+    def succeeded(self) -> int: ...
+
+    @property
+    def finished(self) -> int: ...
 
 
 # The evidence the guard reads: succeeded and finished runs of an engine over the last `days`

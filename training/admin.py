@@ -23,10 +23,12 @@ from django.utils.html import format_html
 from flags.tiers import is_moderator
 from training import lifecycle, services
 from training.models import RunEvent, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.orchestrator.client import OrchestratorError
 from training.payloads import stored_workflow_body
 from training.selectors import ecosystem_of
 from training.tasks import refresh_run_task
+from training.webhooks.admin import WebhookDeliveryInline
 from vocabulary import catalog
 
 COUNT_CAP = 10_000
@@ -113,7 +115,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
     show_full_result_count = False  # a COUNT(*) over millions of runs on every page is waste
     show_facets = admin.ShowFacets.NEVER  # facets count per filter choice: full scans
     actions = ("recheck_runs", "cancel_runs")
-    inlines = [RunEventInline]
+    inlines = [RunEventInline, WebhookDeliveryInline]
     readonly_fields = [f.name for f in TrainingRun._meta.fields] + ["orchestrator_payload"]
     fieldsets = (
         (None, {"fields": ("id", "owner", "status", "lora_name", "base_model", "custom_model")}),
@@ -130,7 +132,7 @@ class TrainingRunAdmin(admin.ModelAdmin[TrainingRun]):
 
     @admin.display(description="Orchestrator payload (exact body)")
     def orchestrator_payload(self, run: TrainingRun) -> str:
-        body = json.dumps(stored_workflow_body(run), indent=2)
+        body = json.dumps(callback_tokens_redacted(stored_workflow_body(run)), indent=2)
         return format_html('<pre class="payload">{}</pre>', body)
 
     def has_add_permission(self, request: object) -> bool:

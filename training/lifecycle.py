@@ -32,6 +32,7 @@ from training.orchestrator.client import (
 )
 from training.orchestrator.contracts.base import WorkflowState, parse_time
 from training.payloads import stored_workflow_body
+from training.signals import run_changed_on_commit
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ def transition(
             run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
             message=message, data=data or {},
         )  # fmt: skip
+        run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
     return True
 
 
@@ -221,6 +223,9 @@ def _merged_outputs(current: dict[str, Any], state: WorkflowState) -> dict[str, 
         state.moderation and "moderation" in outputs
     ):
         outputs["moderation"] = state.moderation
+    if state.eta_minutes is not None:  # its own finish estimate (training/progress.py)
+        finish = timezone.now() + timedelta(minutes=state.eta_minutes)
+        outputs["etaAt"] = finish.isoformat(timespec="seconds").replace("+00:00", "Z")
     return outputs if outputs != (current or {}) else None
 
 
@@ -274,6 +279,7 @@ def apply_workflow_state(run_id: UUID | str, *, workflow_id: str, state: Workflo
                 # compare-and-set on the status we read, so news never lands on a run that moved.
                 TrainingRun.objects.filter(pk=run.pk, status=run.status).update(**updates)
                 _moderation_notes(run.pk, before, after)
+                run_changed_on_commit(run.pk)
             return run.status
         if target in TERMINAL_STATUSES:
             updates["completed_at"] = state.completed_at or timezone.now()
@@ -414,28 +420,6 @@ def runs_reconcile(*, batch: int = 500) -> ReconcileReport:
         .values_list("pk", flat=True)[:batch]
     ]
     return ReconcileReport(pending, adopted, requeued, quiet)
-
-
-def callback_record(*, run_id: UUID | str, workflow_id: str, status: str) -> str:
-    """Record an orchestrator callback and ask for a fresh GET; the payload itself is never
-    trusted for state. Returns what happened, for the log and the response."""
-    run = TrainingRun.objects.filter(pk=run_id).only("pk", "workflow_id", "status").first()
-    if run is None:
-        log.warning("callback for unknown run %s (workflow %s)", run_id, workflow_id)
-        return "unknown_run"
-    if run.workflow_id and run.workflow_id != workflow_id:
-        log.warning(
-            "callback for run %s names workflow %s, not %s", run.pk, workflow_id, run.workflow_id
-        )
-        return "foreign_workflow"
-    _note(run.pk, RunEvent.Kind.CALLBACK, f"orchestrator reports {status}", {
-        "workflowId": workflow_id, "status": status,
-    })  # fmt: skip
-    if not run.workflow_id:
-        return "recorded"  # our submit answer is not in yet; the reconciler finds it by tag
-    if run.is_terminal:
-        return "finished"  # a finished run never changes: nothing to fetch
-    return "accepted"  # the caller queues a fresh GET (tasks sit above this module)
 
 
 def run_submit_deadline_passed(*, run_id: str) -> bool:

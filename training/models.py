@@ -162,3 +162,7 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.owner_id}:{self.key}"
+
+
+# Webhook delivery models live beside the code that sends them (training/webhooks/).
+from training.webhooks import models as _webhook_models  # noqa: E402,F401

@@ -14,14 +14,13 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
-from training import lifecycle
 from training.lifecycle import transition
 from training.models import ACTIVE_STATUSES, RunEvent, RunStatus, TrainingRun
 from training.orchestrator.client import OrchestratorError, get_client
 from training.orchestrator.contracts import active as active_contract
 from training.payloads import PREVIEW_RUN_ID, checked_workflow_body
 from training.runspec import RunRejected, RunSpec, resolve_run
-from training.tasks import refresh_run_task, submit_run_task
+from training.tasks import submit_run_task
 from vocabulary import catalog
 from vocabulary.params import Problem
 
@@ -242,11 +241,3 @@ def _is_locked(run: TrainingRun, name: str) -> bool:
     specs = catalog.param_spec_map(run.base_model, run.engine, active_contract().name)  # type: ignore[arg-type]
     spec = specs.get(name)
     return spec is None or spec.locked or (name == "textEncoderLr" and run.params.get(name) is None)
-
-
-def callback_accept(*, run_id: str, workflow_id: str, status: str) -> str:
-    """Record an orchestrator callback; for a live run, queue a fresh GET once this commits."""
-    result = lifecycle.callback_record(run_id=run_id, workflow_id=workflow_id, status=status)
-    if result == "accepted":
-        transaction.on_commit(lambda: refresh_run_task.delay(str(run_id)), robust=True)
-    return result

@@ -80,11 +80,19 @@ def private_host_reason(url: str) -> str | None:
         return "it must use https"
     if not host:
         return "it has no host"
-    host = host.rstrip(".").lower()
+    reason = host_reason(host)
+    return f"its host is {reason}" if reason else None
+
+
+def host_reason(host: str) -> str | None:
+    """Why `host` (a name or a literal address, as in a URL or as DNS answered) is not a public
+    host, or None. No DNS lookup. Webhook targets check each resolved address with it too."""
+    host = host.strip().strip("[]").rstrip(".").lower()
+    if not host:
+        return "no host"
     ip = _as_ip(host)
     if ip is not None:
-        reason = _ip_reason(ip)
-        return f"its host is {reason}" if reason else None
+        return _ip_reason(ip)
     if host in INTERNAL_NAMES or host.endswith(INTERNAL_SUFFIXES) or "." not in host:
-        return "its host is an internal name"
+        return "an internal name"
     return None

@@ -39,6 +39,29 @@
     });
   };
 
+  // A GET that sends the previous answer's ETag: {changed: false} on 304, else the new body.
+  App.getJSONIfChanged = function (url, etag) {
+    var headers = { Accept: "application/json" };
+    if (etag) headers["If-None-Match"] = etag;
+    return fetch(url, { credentials: "same-origin", cache: "no-store", headers: headers }).then(
+      function (response) {
+        if (response.status === 304) return { changed: false, etag: etag };
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.json().then(function (body) {
+          return { changed: true, etag: response.headers.get("ETag"), body: body };
+        });
+      }
+    );
+  };
+
+  App.formatDuration = function (seconds) {
+    var s = Math.round(Number(seconds) || 0);
+    if (s < 60) return s + " s";
+    var m = Math.floor(s / 60);
+    if (m < 60) return m + " min " + (s % 60) + " s";
+    return Math.floor(m / 60) + " h " + (m % 60) + " min";
+  };
+
   App.postForm = function (url, formData) {
     return fetch(url, {
       method: "POST",

@@ -1,4 +1,5 @@
-/* My runs: while any run is active, poll the API and update status, progress and cost in place. */
+/* My runs: while any run is active, poll the API (If-None-Match: an unchanged list is a 304)
+   and update status, progress and cost in place. */
 (function () {
   "use strict";
   var App = window.App;
@@ -6,6 +7,7 @@
   if (!table) return;
   var active = JSON.parse(document.getElementById("active-statuses").textContent);
   var live = document.getElementById("runs-live");
+  var etag = null;
 
   function rows() {
     return Array.prototype.slice.call(table.querySelectorAll("tr[data-run-id]"));
@@ -45,7 +47,10 @@
       live.textContent = "";
       return false;
     }
-    return App.getJSON("/api/v1/training-runs/?pageSize=100").then(function (page) {
+    return App.getJSONIfChanged("/api/v1/training-runs/?pageSize=100", etag).then(function (answer) {
+      if (!answer.changed) return anyActive(); // 304: nothing new since the last look
+      etag = answer.etag;
+      var page = answer.body;
       var byId = {};
       page.results.forEach(function (run) {
         byId[run.id] = run;

@@ -197,12 +197,12 @@ def test_a_full_submission_is_priced_trains_and_shows_its_samples(stack: Stack, 
     )
     page.wait_for_function(
         """() => {
-            const imgs = [...document.querySelectorAll("#epochs img")];
+            const imgs = [...document.querySelectorAll("#samples-grid img")];
             return imgs.length > 0 && imgs.every(i => i.complete && i.naturalWidth > 0);
         }""",
         timeout=30_000,
     )
-    expect(page.locator("#epochs > li")).to_have_count(5)  # Flux AI Toolkit default epochs
+    expect(page.locator("#samples-grid th.epoch-head")).to_have_count(5)  # Flux AI Toolkit default
     expect(page.locator("#run-progress")).to_contain_text("5 / 5 epochs")
     expect(page.locator("#cancel-form")).to_be_hidden()
     page.get_by_text("Orchestrator payload").click()
@@ -248,6 +248,7 @@ def test_my_runs_updates_live_and_the_run_page_cancels(
     page.get_by_role("link", name="my-style").click()
     expect(page.locator("#run-progress")).to_contain_text("0 / 3 epochs")
     page.get_by_role("button", name="Cancel run").click()
+    page.get_by_role("button", name="Yes, cancel the run").click()
     expect(page.locator(".messages")).to_contain_text("The run was canceled.")
     expect(page.locator('#run-status [data-field="status"]')).to_have_text("canceled")
     expect(page.get_by_role("button", name="Retry with the same settings")).to_be_visible()

@@ -11,7 +11,9 @@ from rest_framework import serializers
 
 from training import uploads
 from training.models import ENGINE_CHOICES, PRIORITY_CHOICES, RunEvent, RunStatus, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.payloads import stored_workflow_body
+from training.progress import run_timing
 from training.runspec import resolve_run, uri_problem
 from vocabulary import catalog
 from websafety.hosts import private_host_reason
@@ -128,9 +130,31 @@ class RunInputSerializer(StrictSerializer):
         help_text="Engine-native parameter names; omitted ones take the catalog default.",
     )
 
+    webhook = StrictCharField(
+        required=False,
+        max_length=2000,
+        help_text="An https URL that receives the run's JSON, signed (see docs/api.md, Webhooks).",
+    )
+    webhookEventsFilter = serializers.ListField(
+        child=serializers.ChoiceField(choices=["start", "output", "completed"]),
+        required=False,
+        allow_empty=False,
+        max_length=3,
+        help_text="Which events to send; all three when omitted.",
+    )
+
+    def validate_webhook(self, value: str) -> str:
+        from training.webhooks.targets import webhook_url_problem
+
+        problem = webhook_url_problem(value)
+        if problem:
+            raise serializers.ValidationError(problem, code="unsafe_webhook")
+        return value
+
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         user = self.context["request"].user
-        return {"spec": resolve_run(user=user, data=attrs)}
+        hook = {"url": attrs.pop("webhook", None), "events": attrs.pop("webhookEventsFilter", None)}
+        return {"spec": resolve_run(user=user, data=attrs), "webhook": hook}
 
 
 class RunEventSerializer(serializers.ModelSerializer[RunEvent]):
@@ -161,6 +185,16 @@ class RunErrorSerializer(serializers.Serializer[Any]):
     message = serializers.CharField(source="error_message")
 
 
+class EtaSerializer(serializers.Serializer[Any]):
+    at = serializers.DateTimeField(allow_null=True, help_text="When the run should finish.")
+    basis = serializers.ChoiceField(
+        choices=["pace", "orchestrator"],
+        allow_null=True,
+        help_text="pace: from its finished epochs; orchestrator: the orchestrator's estimate.",
+    )
+    computedAt = serializers.DateTimeField(help_text="When this ETA was computed.")
+
+
 class RunSerializer(serializers.Serializer[Any]):
     # A plain Serializer with every field declared (read-only output): a ModelSerializer would
     # introspect the model and build the undeclared fields again for every instance.
@@ -188,6 +222,19 @@ class RunSerializer(serializers.Serializer[Any]):
     submittedAt = serializers.DateTimeField(source="submitted_at", allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at", allow_null=True)
     completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)
+    elapsedSeconds = serializers.SerializerMethodField(
+        help_text="Since the run was created; until it finished, once it has."
+    )
+    eta = serializers.SerializerMethodField(help_text="Null `at` when there is nothing to go on.")
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_elapsedSeconds(self, run: TrainingRun) -> int:
+        return int(run_timing(run)["elapsedSeconds"])
+
+    @extend_schema_field(EtaSerializer())
+    def get_eta(self, run: TrainingRun) -> dict[str, Any]:
+        eta: dict[str, Any] = run_timing(run)["eta"]
+        return eta
 
     @extend_schema_field(RunErrorSerializer(allow_null=True))
     def get_error(self, run: TrainingRun) -> dict[str, str] | None:
@@ -218,7 +265,7 @@ class RunCreatedSerializer(RunSerializer):
 
     @extend_schema_field(OpenApiTypes.OBJECT)
     def get_payload(self, run: TrainingRun) -> dict[str, Any]:
-        return stored_workflow_body(run)
+        return callback_tokens_redacted(stored_workflow_body(run))
 
 
 class RunDetailSerializer(RunCreatedSerializer):

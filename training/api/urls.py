@@ -1,6 +1,6 @@
 from django.urls import path
 
-from training.api import views
+from training.api import views, webhook_views
 
 urlpatterns = [
     path("auth/token/", views.TokenView.as_view(), name="api-token"),
@@ -15,6 +15,17 @@ urlpatterns = [
     ),
     path(
         "training-runs/<uuid:run_id>/retry/", views.TrainingRunRetryView.as_view(), name="run-retry"
+    ),
+    path(
+        "training-runs/<uuid:run_id>/webhook-deliveries/",
+        webhook_views.RunWebhookDeliveriesView.as_view(),
+        name="run-webhook-deliveries",
+    ),
+    path("webhooks/secret/", webhook_views.WebhookSecretView.as_view(), name="webhook-secret"),
+    path(
+        "webhooks/secret/rotate/",
+        webhook_views.WebhookSecretRotateView.as_view(),
+        name="webhook-secret-rotate",
     ),
     path("training-catalog/", views.TrainingCatalogView.as_view(), name="training-catalog"),
     path(

@@ -8,6 +8,7 @@ from typing import Any
 
 from axes.handlers.proxy import AxesProxyHandler
 from django.contrib.auth import authenticate
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.authtoken.models import Token
@@ -18,7 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from training import lifecycle, selectors, services
+from training import lifecycle, progress, selectors, services
+from training.api.conditional import conditional
 from training.api.errors import ErrorSerializer
 from training.api.serializers import (
     CatalogSerializer,
@@ -34,7 +36,8 @@ from training.api.serializers import (
 from training.api.throttling import AtomicScopedRateThrottle
 from training.idempotency import KeyConflict, with_idempotency
 from training.models import RunStatus, TrainingRun
-from training.orchestrator.callbacks import callback_token_valid
+from training.orchestrator.callbacks import callback_token_valid, callback_tokens_redacted
+from training.webhooks.services import run_webhook_set
 from vocabulary import catalog
 from websafety.lockout import cooloff_seconds, lockout_message
 
@@ -48,6 +51,15 @@ E429 = OpenApiResponse(
 )
 E404 = OpenApiResponse(ErrorSerializer, description="No such run among yours.")
 COMMON = {401: E401}
+NOT_MODIFIED = OpenApiResponse(
+    description="Unchanged since the ETag given in If-None-Match (clock-only fields aside)."
+)
+NOT_MODIFIED_PARAM = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The ETag of an earlier answer: 304 with no body if nothing changed since.",
+)
 
 
 class Unauthorized(APIException):
@@ -115,8 +127,9 @@ class TrainingRunListCreateView(APIView):
             OpenApiParameter("engine", str, enum=list(catalog.ENGINES)),
             OpenApiParameter("cursor", str),
             OpenApiParameter("pageSize", int),
+            NOT_MODIFIED_PARAM,
         ],
-        responses={200: RunPageSerializer, 400: E400, **COMMON},
+        responses={200: RunPageSerializer, 304: NOT_MODIFIED, 400: E400, **COMMON},
         summary="Your training runs, newest first",
         operation_id="training_runs_list",
     )
@@ -128,7 +141,8 @@ class TrainingRunListCreateView(APIView):
         )
         paginator = RunCursorPagination()
         page = paginator.paginate_queryset(runs, request, view=self)
-        return paginator.get_paginated_response(RunSerializer(page, many=True).data)
+        listing = paginator.get_paginated_response(RunSerializer(page, many=True).data)
+        return conditional(request, listing.data)
 
     throttle_scope = "run_create"
 
@@ -169,8 +183,14 @@ class TrainingRunListCreateView(APIView):
     def _create(self, request: Request) -> tuple[int, Any, TrainingRun]:
         data = RunInputSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
+        hook = data.validated_data["webhook"]
         try:
-            run = services.training_run_create(owner=request.user, spec=data.validated_data["spec"])
+            with transaction.atomic():  # the webhook exists before the run can be submitted
+                run = services.training_run_create(
+                    owner=request.user, spec=data.validated_data["spec"]
+                )
+                if hook["url"]:
+                    run_webhook_set(run=run, url=hook["url"], events=hook["events"])
         except services.ActiveRunLimit as exc:
             raise TooManyActiveRuns(str(exc)) from exc
         return status.HTTP_201_CREATED, RunCreatedSerializer(run).data, run
@@ -178,14 +198,15 @@ class TrainingRunListCreateView(APIView):
 
 class TrainingRunDetailView(APIView):
     @extend_schema(
-        responses={200: RunDetailSerializer, 404: E404, **COMMON},
+        parameters=[NOT_MODIFIED_PARAM],
+        responses={200: RunDetailSerializer, 304: NOT_MODIFIED, 404: E404, **COMMON},
         summary="One run",
         operation_id="training_runs_get",
     )
     def get(self, request: Request, run_id: str) -> Response:
         # Signed output links expire: fetch fresh ones first when they are about to.
         run = lifecycle.run_outputs_fresh(_own_run(request, run_id))
-        return Response(RunDetailSerializer(run).data)
+        return conditional(request, RunDetailSerializer(run).data)
 
 
 class TrainingRunPreviewView(APIView):
@@ -201,7 +222,7 @@ class TrainingRunPreviewView(APIView):
         spec = data.validated_data["spec"]
         return Response(
             {
-                "workflow": services.training_run_preview(spec=spec),
+                "workflow": callback_tokens_redacted(services.training_run_preview(spec=spec)),
                 "params": spec.params,
                 "engine": spec.engine,
                 "ecosystem": spec.ecosystem,
@@ -273,7 +294,8 @@ class TrainingRunEstimateView(APIView):
             estimate = services.training_run_estimate(spec=data.validated_data["spec"])
         except services.OrchestratorUnavailable as exc:
             raise ServiceUnavailable(str(exc)) from exc
-        return Response(asdict(estimate))
+        answer = asdict(estimate)
+        return Response({**answer, "workflow": callback_tokens_redacted(answer["workflow"])})
 
 
 class TrainingRunCancelView(APIView):
@@ -324,6 +346,10 @@ WORKFLOW_STATUSES = tuple(lifecycle.FROM_ORCHESTRATOR)
 class CallbackSerializer(serializers.Serializer[Any]):
     workflowId = serializers.CharField(max_length=128)
     status = serializers.ChoiceField(choices=list(WORKFLOW_STATUSES))
+    progress = serializers.FloatField(required=False, allow_null=True, min_value=0)
+
+
+CALLBACK_SOURCES = ("workflow", "step", "job")  # the event's `$type`; "workflow" when absent
 
 
 class CallbackAckSerializer(serializers.Serializer[Any]):
@@ -339,7 +365,7 @@ class OrchestratorCallbackView(APIView):
     @extend_schema(
         request=CallbackSerializer,
         parameters=[OpenApiParameter("token", str, required=True)],
-        responses={200: CallbackAckSerializer, 400: E400, 401: E401},
+        responses={200: CallbackAckSerializer, 400: E400, 401: E401, 429: E429},
         summary="Orchestrator workflow events (callbacks)",
     )
     def post(self, request: Request, run_id: str) -> Response:
@@ -347,9 +373,20 @@ class OrchestratorCallbackView(APIView):
             raise Unauthorized("Missing or wrong callback token.", code="bad_callback_token")
         event = CallbackSerializer(data=request.data)  # unknown keys are ignored on purpose
         event.is_valid(raise_exception=True)
-        result = services.callback_accept(
-            run_id=run_id,
-            workflow_id=event.validated_data["workflowId"],
-            status=event.validated_data["status"],
-        )
+        kind = request.data.get("$type") if isinstance(request.data, dict) else None
+        try:
+            result = progress.callback_receive(
+                run_id=run_id,
+                workflow_id=event.validated_data["workflowId"],
+                status=event.validated_data["status"],
+                source=kind if kind in CALLBACK_SOURCES else "workflow",
+                progress=event.validated_data.get("progress"),
+            )
+        except progress.RateLimited:
+            return Response(
+                {"code": "callback_rate", "message": "Too many callbacks for this run.",
+                 "errors": []},
+                status=status.HTTP_429_TOO_MANY_REQUESTS,
+                headers={"Retry-After": "60"},
+            )  # fmt: skip
         return Response({"result": result})

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from uuid import UUID
 
 from django.conf import settings
@@ -28,3 +30,24 @@ def callback_url(run_id: UUID | str) -> str:
         f"{settings.PUBLIC_BASE_URL}/api/v1/orchestrator/callbacks/{run_id}/"
         f"?token={callback_token(run_id)}"
     )
+
+
+REDACTED = "REDACTED"
+
+
+def callback_tokens_redacted(body: dict[str, Any]) -> dict[str, Any]:
+    """The workflow body as a person may see it: each callback URL's token replaced. The token is
+    a secret between us and the orchestrator; whoever holds it can post news for the run."""
+    callbacks = body.get("callbacks")
+    if not isinstance(callbacks, list):
+        return body
+    shown = []
+    for callback in callbacks:
+        if isinstance(callback, dict) and isinstance(callback.get("url"), str):
+            parts = urlsplit(callback["url"])
+            query = urlencode(
+                [(k, REDACTED if k == "token" else v) for k, v in parse_qsl(parts.query)]
+            )
+            callback = {**callback, "url": urlunsplit(parts._replace(query=query))}
+        shown.append(callback)
+    return {**body, "callbacks": shown}

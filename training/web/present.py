@@ -6,7 +6,7 @@ from typing import Any
 
 from flags.tiers import is_moderator, user_tier
 from training.models import ACTIVE_STATUSES, TrainingRun
-from training.orchestrator.contracts import active as active_contract
+from training.progress import epochs_total
 from training.services import RETRYABLE
 from vocabulary import catalog
 
@@ -23,20 +23,6 @@ def navigation(request: Any) -> dict[str, Any]:
             "staff": bool(user.is_staff),
         }
     }
-
-
-def epochs_total(run: TrainingRun) -> int | None:
-    """The epochs the run trains: its effective parameter, or the catalog's fixed value (Rapid
-    stores none)."""
-    name = "maxTrainEpochs"
-    if run.engine == catalog.AI_TOOLKIT:
-        name = catalog.KOHYA_TO_AI_TOOLKIT_NAMES[name]
-    value = (run.params or {}).get(name)
-    if value is None:
-        specs = catalog.param_spec_map(run.base_model, run.engine, active_contract().name)  # type: ignore[arg-type]
-        spec = specs.get(name)
-        value = spec.default if spec else None
-    return value if isinstance(value, int) else None
 
 
 def run_summary(run: TrainingRun) -> dict[str, Any]:

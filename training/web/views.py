@@ -25,6 +25,7 @@ from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference
 from training import selectors, services, uploads
 from training.api.throttling import AtomicScopedRateThrottle
 from training.models import ACTIVE_STATUSES, TrainingRun
+from training.orchestrator.callbacks import callback_tokens_redacted
 from training.payloads import stored_workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.web.forms import (
@@ -36,6 +37,8 @@ from training.web.forms import (
     page_catalog,
 )
 from training.web.present import navigation, run_summary
+from training.web.run_page import buzz_outcome, failure_explanation, samples_grid, time_texts
+from training.webhooks.services import delivery_log
 from vocabulary import catalog
 
 RUN_LIST_LIMIT = 50
@@ -130,7 +133,11 @@ def new_run(request: HttpRequest) -> HttpResponse:
         except services.ActiveRunLimit as exc:
             errors, status = [FieldError(None, None, "active_run_limit", str(exc))], 429
         else:
-            messages.success(request, f"Run “{run.lora_name}” accepted; it is being submitted.")
+            messages.success(
+                request,
+                f"Run “{run.lora_name}” accepted; it is being submitted.",
+                extra_tags="while-submitting",  # the run page removes it once it is submitted
+            )
             return redirect("page-run", run_id=run.pk)
     context = _new_run_context(request, form, errors, checked.image_count)
     return _page(request, "training/new_run.html", context, status=status)
@@ -249,10 +256,18 @@ def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
     summary = run_summary(run)
     context = {
         **summary,
+        **time_texts(run),
+        "grid": samples_grid(run),
+        "explanation": failure_explanation(run),
+        "buzz": buzz_outcome(run),
+        "retries": list(
+            run.retries.filter(owner_id=run.owner_id).only("pk", "lora_name", "created_at")
+        ),
+        "deliveries": delivery_log(run.pk),
         "events": list(run.events.all()),
         "epochs": list((run.outputs or {}).get("epochs", [])),
         "params": sorted((run.params or {}).items()),
-        "payload": json.dumps(stored_workflow_body(run), indent=2),
+        "payload": json.dumps(callback_tokens_redacted(stored_workflow_body(run)), indent=2),
         "active_statuses": sorted(ACTIVE_STATUSES),
         "retryable_statuses": sorted(services.RETRYABLE),
     }
@@ -264,11 +279,11 @@ def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
 def run_cancel(request: HttpRequest, run_id: UUID) -> HttpResponse:
     run = _own_run(request, run_id)
     try:
-        services.training_run_cancel(run=run)
+        canceled = services.training_run_cancel(run=run)
     except (services.RunConflict, services.OrchestratorUnavailable) as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "The run was canceled.")
+        messages.success(request, f"The run was canceled. {buzz_outcome(canceled) or ''}".strip())
     return redirect("page-run", run_id=run.pk)
 
 

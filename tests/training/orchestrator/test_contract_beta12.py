@@ -108,7 +108,9 @@ def test_musubi_sends_only_its_own_fields() -> None:
 def test_the_workflow_carries_the_run_tag_callback_and_metadata() -> None:
     body = build(spec_for("sdxl", "kohya"))
     assert body["tags"] == ["training", "run:r-1", "engine:kohya"]
-    assert body["callbacks"] == [{"url": "https://svc.example.com/cb?t=1", "type": ["workflow:*"]}]
+    assert body["callbacks"] == [
+        {"url": "https://svc.example.com/cb?t=1", "type": ["workflow:*", "job:processing"]}
+    ]
     assert body["metadata"] == {"runId": "r-1"}
     assert body["steps"][0]["metadata"] == {"runId": "r-1"}
 

@@ -281,7 +281,11 @@ def test_the_workflow_carries_currencies_the_external_id_and_plain_callbacks() -
     assert body["currencies"] == ["blue", "yellow"]
     assert body["externalId"] == RUN_ID
     assert body["callbacks"] == [
-        {"url": "https://svc.example.com/cb?t=1", "type": ["workflow:*"], "detailed": False}
+        {
+            "url": "https://svc.example.com/cb?t=1",
+            "type": ["workflow:*", "job:processing"],
+            "detailed": False,
+        }
     ]
     assert body["tags"] == ["training", f"run:{RUN_ID}", "engine:kohya"]
     assert body["metadata"] == body["steps"][0]["metadata"] == {"runId": RUN_ID}

@@ -362,7 +362,7 @@ def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str,
     return {
         "metadata": {"runId": run_id},
         "tags": ["training", f"run:{run_id}", f"engine:{run.engine}"],
-        "callbacks": [{"url": callback_url, "type": ["workflow:*"]}],
+        "callbacks": [{"url": callback_url, "type": ["workflow:*", "job:processing"]}],
         "steps": [build_step(run, run_id=run_id)],
     }
 

@@ -149,7 +149,9 @@ def build_workflow(run: RunLike, *, run_id: str, callback_url: str) -> dict[str,
         "tags": ["training", f"run:{run_id}", f"engine:{run.engine}"],
         # detailed=false: the payload is never trusted for state (a fresh GET is), so the step
         # input and output with their signed URLs would only be sent to be thrown away.
-        "callbacks": [{"url": callback_url, "type": ["workflow:*"], "detailed": False}],
+        "callbacks": [
+            {"url": callback_url, "type": ["workflow:*", "job:processing"], "detailed": False}
+        ],
         "currencies": currencies(),
         "steps": [build_step(run, run_id=run_id)],
     }
