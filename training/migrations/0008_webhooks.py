@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("training", "0005_run_experiment"),
+        ("training", "0007_run_payload"),
     ]
 
     operations = [
