@@ -167,7 +167,12 @@ def test_param_errors_name_their_field(owner: User, browser_for: Browser) -> Non
     page = browser_for(owner).post("/train/new", data).content.decode()
     assert field_error(page, "params.trainBatchSize") == "Train batch size must be a whole number."
     assert field_error(page, "params.maxTrainEpochs") == "Epochs must be a whole number."
-    assert "trainBatchSize" not in re.sub(r'(name|id|href|data-name|for|aria-describedby)="[^"]*"|<script.*?</script>', "", page, flags=re.S)
+    assert "trainBatchSize" not in re.sub(
+        r'(name|id|href|data-name|for|aria-describedby)="[^"]*"|<script.*?</script>',
+        "",
+        page,
+        flags=re.S,
+    )
 
 
 def test_a_hand_made_ai_toolkit_post_from_a_plain_user_is_refused_with_403(
