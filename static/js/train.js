@@ -374,8 +374,11 @@
     // Only the data step's own upload sends the file; every other step leaves it behind.
     if (action !== "upload" && (data.step !== "data" || uploadedName.value)) fileInput.disabled = true;
     if (action === "start") {
-      submitButton.disabled = true;
-      submitButton.textContent = "Starting…";
+      // After the form data is taken: a disabled submitter would not send its action.
+      window.setTimeout(function () {
+        submitButton.disabled = true;
+        submitButton.textContent = "Starting…";
+      }, 0);
     }
   });
   window.addEventListener("pageshow", function () {

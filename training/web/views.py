@@ -323,12 +323,12 @@ def _captions(post: QueryDict) -> dict[int, str]:
     return out
 
 
-def _step_errors(request: HttpRequest, form: RunForm, step: str) -> list[FieldError]:
-    """The problems of one step's fields, as the API sees them."""
+def _step_errors(request: HttpRequest, form: RunForm, step: str) -> tuple[list[FieldError], int]:
+    """The problems of one step's fields, as the API sees them, and the status to answer."""
     if step == "data":
         data = training_data(form, user=request.user, upload=None)
         if data.error:
-            return [data.error]
+            return [data.error], 400
         if data.body is None:
             return [
                 FieldError(
@@ -337,13 +337,13 @@ def _step_errors(request: HttpRequest, form: RunForm, step: str) -> list[FieldEr
                     "required",
                     "Add your training data: upload a zip, or give its URL and image count.",
                 )
-            ]
+            ], 400
     probe = copy(form)
     checked = check_for_estimate(probe, request=request)
     errors = [e for e in checked.errors if step_of(e) == step]
     if step == "settings" and not form.lora_name.strip():
         errors.insert(0, FieldError("loraName", "loraName", "blank", "Give the LoRA a name."))
-    return errors
+    return errors, checked.status if checked.forbidden else 400
 
 
 @csrf_protect
@@ -416,12 +416,12 @@ def _new_run_checked(request: HttpRequest) -> HttpResponse:
             return redirect(_step_url("data"))
 
     if action in ("next", "captions", "upload") and step != "review":
-        errors = _step_errors(request, form, step)
+        errors, status = _step_errors(request, form, step)
         if errors:
-            return _render_step(request, form, step, errors, status=400)
+            return _render_step(request, form, step, errors, status=status)
         target = step if action in ("captions", "upload") else STEPS[index + 1]
         return redirect(_step_url(target))
-    if action == "start" or step == "review":
+    if action == "start":
         return _create(request, form, upload=None)
     return redirect(_step_url(step))
 
