@@ -188,7 +188,7 @@ class BoundedUploadHandler(TemporaryFileUploadHandler):
         input_data: Any,
         META: dict[str, Any],  # Django's parameter name
         content_length: int,
-        boundary: bytes,
+        boundary: str,
         encoding: str | None = None,
     ) -> tuple[QueryDict, MultiValueDict[str, UploadedFile]] | None:
         if content_length > self.limit + int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0):
