@@ -334,7 +334,7 @@
     renderParams(); // defaults re-applied for the new base model or engine
     renderPresetValues();
     var chosen = form.querySelector('input[name="preset"]:checked');
-    if (chosen && chosen.value) applyPreset(chosen.value);
+    if (chosen && chosen.value !== "custom") applyPreset(chosen.value);
   }
 
   baseSelect.addEventListener("change", function () {
@@ -352,8 +352,12 @@
   });
   form.querySelectorAll('input[name="preset"]').forEach(function (radio) {
     radio.addEventListener("change", function () {
-      if (radio.value) applyPreset(radio.value);
-      else if (appliedPreset) appliedPreset.value = "";
+      if (radio.value !== "custom") applyPreset(radio.value);
+      else {
+        if (appliedPreset) appliedPreset.value = "";
+        var advanced = document.getElementById("advanced");
+        if (advanced) advanced.open = true;
+      }
     });
   });
   form.querySelectorAll('input[name="dataSource"]').forEach(function (radio) {

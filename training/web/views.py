@@ -24,7 +24,7 @@ from rest_framework.views import APIView
 from flags.gates import feature_state, feature_states
 from flags.registry import FEATURES, UnknownFeature
 from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference_set
-from training import catalog, dataset, selectors, services, uploads
+from training import catalog, dataset, presets, selectors, services, uploads
 from training.api.throttling import AtomicScopedRateThrottle
 from training.dataset import DataSet
 from training.models import ACTIVE_STATUSES, TrainingRun
@@ -219,7 +219,9 @@ def _new_run_context(
         "ai_toolkit_state": state,
         "ai_toolkit_info": catalog.ENGINES[catalog.AI_TOOLKIT].description,
         "rows": rows,
-        "advanced_open": form.preset == "" or any(row["errors"] for row in rows),
+        # The simple mode first: every setting is one click away, open when asked for or wrong.
+        "advanced_open": form.preset == "custom" or any(row["errors"] for row in rows),
+        "preset_keys": sorted(presets.PRESET_KEYS),
         "presets": form.preset_choices(),
         "main_rows": [r for r in rows if r["name"] in MAIN_SETTINGS and not r["locked"]],
         "changed_rows": [r for r in rows if not r["locked"] and r["text"] != _shown(r["default"])],
@@ -597,6 +599,20 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return _page(request, "training/run_list.html", context)
 
 
+def _param_labels(run: TrainingRun) -> list[tuple[str, Any]]:
+    """The run's parameters under the form's labels ("Epochs", not `maxTrainEpochs`)."""
+    specs = (
+        catalog.param_spec_map(run.base_model, run.engine)  # type: ignore[arg-type]
+        if run.base_model in catalog.BASE_MODELS
+        else {}
+    )
+    rows = [
+        (specs[name].label if name in specs else presets.FIELD_LABELS.get(name, name), value)
+        for name, value in (run.params or {}).items()
+    ]
+    return sorted(rows)
+
+
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
@@ -606,7 +622,7 @@ def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
         **summary,
         "events": list(run.events.all()),
         "epochs": list((run.outputs or {}).get("epochs", [])),
-        "params": sorted((run.params or {}).items()),
+        "params": _param_labels(run),
         "payload": json.dumps(workflow_body(run, run_id=run.pk), indent=2),
         "active_statuses": sorted(ACTIVE_STATUSES),
         "retryable_statuses": sorted(services.RETRYABLE),
