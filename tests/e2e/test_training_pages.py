@@ -166,7 +166,6 @@ def test_an_invalid_value_shows_the_apis_message_next_to_the_field(
     url_data(page, "24")
     next_step(page, "settings")
     fill_common(page)
-    page.locator("#advanced summary").click()  # every setting, under Advanced
     page.locator("#f-params-maxTrainEpochs").fill("99")
     # From the server, when leaving the step, with the summary focused.
     page.get_by_role("button", name="Continue to review").click()

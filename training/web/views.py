@@ -219,8 +219,8 @@ def _new_run_context(
         "ai_toolkit_state": state,
         "ai_toolkit_info": catalog.ENGINES[catalog.AI_TOOLKIT].description,
         "rows": rows,
-        # The simple mode first: every setting is one click away, open when asked for or wrong.
-        "advanced_open": form.preset == "custom" or any(row["errors"] for row in rows),
+        # Closed once a preset is chosen (the simple mode); open for custom values or an error.
+        "advanced_open": form.preset in ("", "custom") or any(row["errors"] for row in rows),
         "preset_keys": sorted(presets.PRESET_KEYS),
         "presets": form.preset_choices(),
         "main_rows": [r for r in rows if r["name"] in MAIN_SETTINGS and not r["locked"]],
