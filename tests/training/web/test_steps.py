@@ -24,6 +24,7 @@ from tests.flags.helpers import at_stage
 from tests.training.web.helpers import field_error, png
 from training import catalog, presets
 from training.models import TrainingRun
+from training.orchestrator.client import get_client
 from training.web.forms import RunForm, page_params, range_text
 
 pytestmark = pytest.mark.django_db
@@ -34,8 +35,10 @@ Browser = Callable[[User], Client]
 def emulator() -> Iterator[EmulatorServer]:
     server = EmulatorServer("127.0.0.1", 0, EmulatorConfig(queue_seconds=0.1))
     server.start()
+    get_client.cache_clear()  # one client per process: not the one of an earlier test's emulator
     with override_settings(ORCHESTRATOR_URL=server.url):
         yield server
+    get_client.cache_clear()
     server.stop()
 
 
