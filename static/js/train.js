@@ -69,15 +69,68 @@
       aiBox.disabled = rapidBox.checked;
     }
     rapidBox.disabled = !!(aiBox && aiBox.checked);
+    var rapidWhy = document.getElementById("rapid-why");
+    var aiWhy = document.getElementById("ai-toolkit-why");
+    if (rapidWhy) rapidWhy.hidden = !rapidBox.disabled;
+    if (aiWhy) aiWhy.hidden = !(aiBox && aiBox.disabled);
     var engine = currentEngine();
     engineLabel.textContent = engineLabels[engine] || engine;
-    aiNotice.hidden = engine !== "ai-toolkit";
+    if (aiNotice) aiNotice.hidden = engine !== "ai-toolkit";
   }
 
   // --- the parameter table (mirrors templates/training/_param_row.html) ---
 
   function numberText(value) {
     return value === null || value === undefined ? "" : String(value);
+  }
+
+  // Mirrors training/web/forms.py range_text.
+  function rangeText(row) {
+    var shown = row.default === null && row.computed ? "auto" : numberText(row.default) || "none";
+    if (row.type === "bool") shown = row.default === true ? "on" : "off";
+    if ((row.type === "int" || row.type === "float") && row.min !== null && row.max !== null) {
+      if (row.min === row.max) return "Fixed at " + numberText(row.min) + ".";
+      return numberText(row.min) + " to " + numberText(row.max) + ", default " + shown + ".";
+    }
+    return "Default " + shown + ".";
+  }
+
+  // --- presets (the values come from training/presets.py, in page-data) ---
+
+  var appliedPreset = document.getElementById("f-appliedPreset");
+
+  function presetChoices() {
+    var byEngine = data.presets[baseSelect.value] || {};
+    return byEngine[currentEngine()] || [];
+  }
+
+  function valueText(value) {
+    if (value === true) return "on";
+    if (value === false) return "off";
+    return String(value);
+  }
+
+  function renderPresetValues() {
+    presetChoices().forEach(function (choice) {
+      var node = form.querySelector('.preset-values[data-preset="' + choice.key + '"]');
+      if (!node) return;
+      node.textContent = choice.values.map(function (v) {
+        return v.label + " " + valueText(v.value);
+      }).join(" · ");
+    });
+  }
+
+  function applyPreset(key) {
+    presetChoices().forEach(function (choice) {
+      if (choice.key !== key) return;
+      choice.values.forEach(function (v) {
+        var input = document.getElementById(App.inputId("params." + v.name));
+        if (!input) return;
+        if (input.type === "checkbox") input.checked = v.value === true;
+        else input.value = String(v.value);
+      });
+    });
+    if (appliedPreset) appliedPreset.value = key;
   }
 
   function renderRow(row) {
@@ -112,15 +165,11 @@
         "aria-describedby": described,
       });
     }
-    var help = "";
-    if (row.locked) help = "Fixed for this engine.";
-    else if (row.computed) help = "Empty: " + row.computed + ".";
-    else if ((row.type === "int" || row.type === "float") && row.min !== null && row.max !== null)
-      help = numberText(row.min) + "–" + numberText(row.max);
-    if (row.help) help += " " + row.help;
+    var help = row.help ? row.help + " " : "";
+    help += row.locked ? "Fixed for this engine." : rangeText(row);
     return App.el("div", { className: "param" + (row.locked ? " param-locked" : ""),
       "data-name": row.name }, [
-      App.el("label", { for: id }, [row.label + " ", App.el("code", { text: row.name })]),
+      App.el("label", { for: id, text: row.label }),
       hidden,
       control,
       App.el("p", { className: "help", id: id + "-help", text: help }),
@@ -245,6 +294,7 @@
   }
 
   function scheduleEstimate() {
+    if (data.step !== "review" || !estimate) return; // the price is on the review step
     window.clearTimeout(timer);
     sequence++; // an answer to a request sent before this change is stale
     estimate.dataset.state = "pending";
@@ -261,52 +311,53 @@
     });
   }
 
+  // The zip is stored by the data step's own POST (throttled on the server, bounded while it
+  // streams); choosing a file uploads it at once, after a size check that saves a long wait.
   fileInput.addEventListener("change", function () {
     var file = fileInput.files && fileInput.files[0];
-    uploadedName.value = "";
     if (!file) return;
     if (file.size > data.uploadMaxBytes) {
       setError("trainingZip", "The zip is larger than the upload limit; upload fewer or smaller images, or give a URL instead.");
+      fileInput.value = "";
       return;
     }
     setError("trainingZip", "");
+    uploadedName.value = "";
     uploadStatus.textContent = "Uploading " + file.name + "…";
-    var body = new FormData();
-    body.append("trainingZip", file);
-    body.append("baseModel", baseSelect.value);
-    App.postForm(data.urls.upload, body).then(
-      function (answer) {
-        if (answer.ok) {
-          uploadedName.value = answer.body.name;
-          var count = answer.body.imageCount;
-          uploadStatus.textContent =
-            file.name + " uploaded: " + count + " training file" + (count === 1 ? "" : "s") + " found.";
-          scheduleEstimate();
-        } else {
-          uploadStatus.textContent = "";
-          setError("trainingZip", answer.body.message || "The upload failed.");
-        }
-      },
-      function () {
-        uploadStatus.textContent = "";
-        setError("trainingZip", "The upload failed; check your connection and try again.");
-      }
-    );
+    var button = document.getElementById("upload-button");
+    if (form.requestSubmit && button) form.requestSubmit(button);
   });
 
   // --- wiring ---
 
+  function reapply() {
+    renderParams(); // defaults re-applied for the new base model or engine
+    renderPresetValues();
+    var chosen = form.querySelector('input[name="preset"]:checked');
+    if (chosen && chosen.value !== "custom") applyPreset(chosen.value);
+  }
+
   baseSelect.addEventListener("change", function () {
     syncToggles();
-    renderParams(); // defaults re-applied for the new base model
+    reapply();
     scheduleEstimate();
   });
   [rapidBox, aiBox].forEach(function (box) {
     if (!box) return;
     box.addEventListener("change", function () {
       syncToggles();
-      renderParams(); // and for the new engine; off returns to the base model's default engine
+      reapply(); // off returns to the base model's default engine
       scheduleEstimate();
+    });
+  });
+  form.querySelectorAll('input[name="preset"]').forEach(function (radio) {
+    radio.addEventListener("change", function () {
+      if (radio.value !== "custom") applyPreset(radio.value);
+      else {
+        if (appliedPreset) appliedPreset.value = "";
+        var advanced = document.getElementById("advanced");
+        if (advanced) advanced.open = true;
+      }
     });
   });
   form.querySelectorAll('input[name="dataSource"]').forEach(function (radio) {
@@ -322,21 +373,25 @@
     if (event.target.tagName === "SELECT" && event.target !== baseSelect) scheduleEstimate();
   });
 
-  form.addEventListener("submit", function () {
-    // The zip is already stored: do not send it twice.
-    if (uploadedName.value) fileInput.disabled = true;
-    submitButton.disabled = true;
-    submitButton.textContent = "Starting…";
+  form.addEventListener("submit", function (event) {
+    var action = event.submitter ? event.submitter.value : "";
+    // Only the data step's own upload sends the file; every other step leaves it behind.
+    if (action !== "upload" && (data.step !== "data" || uploadedName.value)) fileInput.disabled = true;
+    if (action === "start") {
+      // After the form data is taken: a disabled submitter would not send its action.
+      window.setTimeout(function () {
+        submitButton.disabled = true;
+        submitButton.textContent = "Starting…";
+      }, 0);
+    }
   });
   window.addEventListener("pageshow", function () {
     fileInput.disabled = false;
-    submitButton.disabled = false;
-    submitButton.textContent = "Start training";
+    if (submitButton && !submitButton.hasAttribute("disabled")) submitButton.textContent = "Start training";
   });
 
   syncToggles();
   syncSource();
-  scheduleEstimate();
   var summary = document.getElementById("error-summary");
   if (summary) summary.focus();
 })();

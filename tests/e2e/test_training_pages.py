@@ -32,7 +32,19 @@ def gold_at_paid(stack: Stack, *, opted_in: bool) -> User:
     return user
 
 
+def next_step(page: Page, name: str) -> None:
+    page.get_by_role("button", name=f"Continue to {name}").click()
+    expect(page.locator(f"#step-{name}")).to_be_visible()
+
+
+def url_data(page: Page, count: str = "12") -> None:
+    page.get_by_label("Give a URL").check()
+    page.get_by_label("URL of the zip").fill("https://data.example.com/set.zip")
+    page.get_by_label("Number of images in it").fill(count)
+
+
 def fill_common(page: Page, *, lora: str = "my-style") -> None:
+    """On the settings step (the new-run page's steps: model, data, settings, review)."""
     page.get_by_label("LoRA name").fill(lora)
     page.locator("#f-samplePrompts").fill("a portrait in my style\na landscape in my style")
 
@@ -51,7 +63,7 @@ def test_ai_toolkit_toggle_opt_in_visibility_and_exclusion_with_rapid(
     # Offered but not chosen yet: a hint leads to the features page, and back.
     page.goto(f"{stack.url}/train/new")
     expect(page.locator("#f-engine-ai-toolkit")).to_have_count(0)
-    page.get_by_role("link", name="Turn it on in Features").click()
+    page.locator("#ai-toolkit-hint").get_by_role("link", name="Features").click()
     screenshot(page, "features")
     page.get_by_role("button", name="Turn on AI Toolkit Training").click()
     expect(page.locator(".messages")).to_contain_text("AI Toolkit Training is now on.")
@@ -66,8 +78,8 @@ def test_ai_toolkit_toggle_opt_in_visibility_and_exclusion_with_rapid(
     expect(page.locator("#ai-toolkit-info")).to_contain_text(
         "Train using the AI Toolkit engine, offering improved quality and flexibility."
     )
-    expect(page.locator("#f-params-numRepeats")).to_be_visible()
-    expect(page.locator("#f-params-trainBatchSize")).to_be_visible()
+    expect(page.locator("#f-params-numRepeats")).to_have_count(1)  # on the settings step
+    expect(page.locator("#f-params-trainBatchSize")).to_have_count(1)
 
     ai.check()
     expect(page.locator("#f-params-numRepeats")).to_have_count(0)
@@ -113,10 +125,6 @@ def test_a_plain_user_has_no_toggle_and_a_hand_made_post_is_refused(
     page.get_by_label("Base model").select_option("flux_dev")
     expect(page.locator("#f-engine-ai-toolkit")).to_have_count(0)
     expect(page.locator("#ai-toolkit-hint")).to_have_count(0)
-    fill_common(page)
-    page.get_by_label("Give a URL").check()
-    page.get_by_label("URL of the zip").fill("https://data.example.com/set.zip")
-    page.get_by_label("Number of images in it").fill("12")
     # A hand-made field on the real form: the CSRF token is valid, the engine is not allowed.
     page.evaluate(
         """() => {
@@ -126,7 +134,7 @@ def test_a_plain_user_has_no_toggle_and_a_hand_made_post_is_refused(
         }"""
     )
     with page.expect_response(lambda r: r.url.endswith("/train/new")) as answer:
-        page.get_by_role("button", name="Start training").click()
+        page.get_by_role("button", name="Continue to data").click()
     assert answer.value.status == 403
     expect(page.locator("#error-summary")).to_contain_text(
         "AI Toolkit training is not enabled for your account."
@@ -146,22 +154,21 @@ def test_an_invalid_value_shows_the_apis_message_next_to_the_field(
         headers={"Authorization": "Token " + stack.token("goldie", "pw-goldie")},
         timeout=10,
     )
-    expected = {e["field"]: e["message"] for e in api.json()["errors"]}["params.epochs"]
+    api_message = {e["field"]: e["message"] for e in api.json()["errors"]}["params.epochs"]
+    assert api_message.startswith("epochs must be")  # the API keeps its names; the page
+    expected = "Epochs" + api_message[len("epochs") :]  # says the form's label (#18 item 6)
 
     login(page, stack, "goldie")
     page.goto(f"{stack.url}/train/new")
     page.get_by_label("Base model").select_option("flux_dev")
     page.get_by_role("switch", name="AI Toolkit Training").check()
+    next_step(page, "data")
+    url_data(page, "24")
+    next_step(page, "settings")
     fill_common(page)
-    page.get_by_label("Give a URL").check()
-    page.get_by_label("URL of the zip").fill("https://data.example.com/set.zip")
-    page.get_by_label("Number of images in it").fill("24")
     page.locator("#f-params-maxTrainEpochs").fill("99")
-    # Live, from the estimate, before submitting...
-    expect(page.locator("#f-params-maxTrainEpochs-error")).to_have_text(expected)
-    expect(page.locator("#estimate-cost")).to_have_text("—")
-    # ...and after submitting, from the server, with the summary focused.
-    page.get_by_role("button", name="Start training").click()
+    # From the server, when leaving the step, with the summary focused.
+    page.get_by_role("button", name="Continue to review").click()
     expect(page.locator("#error-summary")).to_be_focused()
     expect(page.locator("#error-summary a")).to_have_text(expected)
     expect(page.locator("#f-params-maxTrainEpochs-error")).to_have_text(expected)
@@ -175,18 +182,19 @@ def test_a_full_submission_is_priced_trains_and_shows_its_samples(stack: Stack, 
     page.goto(f"{stack.url}/train/new")
     page.get_by_label("Base model").select_option("flux_dev")
     page.get_by_role("switch", name="AI Toolkit Training").check()
-    fill_common(page, lora="flux-ai-toolkit")
+    expect(page.locator("#ai-toolkit-notice")).to_be_visible()
+    next_step(page, "data")
     dataset = zip_bytes(["a.png", "b.png", "c.png"], png(16, 16))
     upload: FilePayload = {"name": "set.zip", "mimeType": "application/zip", "buffer": dataset}
     page.get_by_label("Zip of your training images").set_input_files(files=[upload])
-    expect(page.locator("#upload-status")).to_contain_text("3 training files found")
+    expect(page.locator("#upload-status")).to_contain_text("Uploaded: 3 images")
+    next_step(page, "settings")
+    fill_common(page, lora="flux-ai-toolkit")
+    next_step(page, "review")
     # The price first.
-    expect(page.locator("#estimate-cost")).to_have_text(
-        re.compile(r"^[\d,]+ Buzz$"), timeout=30_000
-    )
+    expect(page.locator("#estimate-cost")).to_have_text(re.compile(r"^[\d,]+ Buzz$"))
     price = int(page.locator("#estimate-cost").inner_text().split()[0].replace(",", ""))
-    expect(page.locator("#estimate-status")).to_contain_text("for 3 training files")
-    expect(page.locator("#ai-toolkit-notice")).to_be_visible()
+    expect(page.locator("#review-data")).to_contain_text("3 images")
     screenshot(page, "new-run-priced")
 
     page.get_by_role("button", name="Start training").click()

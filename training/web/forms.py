@@ -6,6 +6,7 @@ message is the API's; each error's field path is mapped back to the page input t
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +20,7 @@ from training.api.errors import _flatten, _group
 from training.api.serializers import RunInputSerializer
 from training.orchestrator.contracts import active as active_contract
 from training.runspec import FeatureNotActive, RunRejected, RunSpec
-from vocabulary import catalog
+from vocabulary import catalog, presets
 from vocabulary.catalog import BaseModel, Engine, ParamSpec
 from vocabulary.params import kohya_to_ai_toolkit
 
@@ -79,10 +80,20 @@ def decorate(rows: list[dict[str, Any]], errors_by_input: dict[str, list[str]]) 
         row["errors"] = errors_by_input.get(name, [])
         if row["locked"]:
             row["display"] = "not used" if value is None else _text(value)
-        if row["type"] in ("int", "float") and row["min"] is not None and row["max"] is not None:
-            row["range"] = f"{_number(row['min'])}–{_number(row['max'])}"
-        else:
-            row["range"] = ""
+        row["range"] = range_text(row)
+
+
+def range_text(row: Mapping[str, Any]) -> str:
+    """The range and default as the page says them: "3 to 20, default 10"."""
+    default = row["default"]
+    shown = "auto" if default is None and row.get("computed") else _text(default) or "none"
+    if row["type"] == "bool":
+        shown = "on" if default is True else "off"
+    if row["type"] in ("int", "float") and row["min"] is not None and row["max"] is not None:
+        if row["min"] == row["max"]:
+            return f"Fixed at {_number(row['min'])}."
+        return f"{_number(row['min'])} to {_number(row['max'])}, default {shown}."
+    return f"Default {shown}."
 
 
 def _row(spec: ParamSpec, name: str, help_text: str = "") -> dict[str, Any]:
@@ -99,7 +110,7 @@ def _row(spec: ParamSpec, name: str, help_text: str = "") -> dict[str, Any]:
         "nullable": spec.nullable,
         "step": spec.step,
         "computed": spec.computed,
-        "help": help_text or spec.help,
+        "help": help_text or presets.HELP.get(name) or spec.help,
     }
 
 
@@ -125,9 +136,7 @@ def page_params(
         if spec.name in DERIVED_ON_PAGE:
             continue
         name = catalog.AI_TOOLKIT_TO_KOHYA_NAMES.get(spec.name, spec.name)
-        untrained = spec.name == "textEncoderLr" and not spec.locked
-        help_text = "0 leaves the text encoder untrained." if untrained else ""
-        rows.append(_row(spec, name, help_text))
+        rows.append(_row(spec, name))
     return rows
 
 
@@ -186,6 +195,8 @@ class RunForm:
     data_url: str
     image_count: str
     raw_params: dict[str, str] = field(default_factory=dict)
+    preset: str = ""  # the simple mode's choice (presets.PRESETS), "" for custom
+    applied_preset: str = ""  # the preset whose values the settings were last set to
     # This user's effective defaults (API names), from the catalog: a value equal to its default
     # is not sent, so the server applies the same default and records experiment arms honestly.
     defaults: dict[str, Any] = field(default_factory=dict)
@@ -210,11 +221,41 @@ class RunForm:
             data_url=str(data.get("dataUrl", "")).strip(),
             image_count=str(data.get("imageCount", "")).strip(),
             raw_params=raw_params,
+            preset=str(data.get("preset", "")),
+            applied_preset=str(data.get("appliedPreset", "")),
         )
 
     @classmethod
     def initial(cls, base_key: str) -> RunForm:
         return cls(base_key, [], "", "", "normal", "", "", "upload", "", "", "")
+
+    def preset_choices(self) -> list[dict[str, Any]]:
+        """The simple mode's presets for this base model and engine, with the values each sets."""
+        defaults = (
+            page_params(self.base_key, self.page_engine, self.defaults)
+            if (self.page_engine)
+            else []
+        )
+        return [
+            {
+                "key": p.key,
+                "label": p.label,
+                "description": p.description,
+                "values": presets.preset_values(p, defaults),
+            }
+            for p in presets.PRESETS
+        ]
+
+    def apply_preset(self) -> None:
+        """A newly chosen preset sets its values (what was typed for other settings stays);
+        the same preset again changes nothing, so edits made under it are kept."""
+        if self.preset not in presets.PRESET_KEYS or self.preset == self.applied_preset:
+            return
+        for choice in self.preset_choices():
+            if choice["key"] == self.preset:
+                for value in choice["values"]:
+                    self.raw_params[value["name"]] = _text(value["value"])
+        self.applied_preset = self.preset
 
     @property
     def base(self) -> BaseModel | None:
@@ -432,3 +473,64 @@ def check_for_estimate(form: RunForm, *, request: Any) -> Checked:
         errors = _without_training_data(errors) + ([data.error] if data.error else [])
     spec = checked.spec if not errors else None
     return Checked(spec, errors, checked.forbidden, complete=data.body is not None)
+
+
+# --- the steps ------------------------------------------------------------------------------------
+
+STEPS: tuple[str, ...] = ("model", "data", "settings", "review")
+STEP_LABELS: dict[str, str] = {
+    "model": "Model",
+    "data": "Data",
+    "settings": "Settings",
+    "review": "Review & start",
+}
+_STEP_OF_INPUT: dict[str, str] = {
+    "baseModel": "model",
+    "customModel": "model",
+    "engine": "model",
+    "trainingZip": "data",
+    "dataUrl": "data",
+    "imageCount": "data",
+}
+
+
+def step_of(error: FieldError) -> str:
+    """The step whose fields an error belongs to (errors of no field are shown on the review)."""
+    if error.input is None:
+        return "review"
+    return _STEP_OF_INPUT.get(error.input, "settings")
+
+
+def _labels(form: RunForm) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    if form.base is not None:
+        for engine in form.base.engines:
+            for spec in catalog.param_specs(form.base_key, engine, active_contract().name):
+                labels.setdefault(spec.name, spec.label)
+    for row in form.rows():
+        labels[row["name"]] = row["label"]
+        labels.setdefault(row["apiName"], row["label"])
+    for kohya, ai_toolkit in catalog.KOHYA_TO_AI_TOOLKIT_NAMES.items():
+        if kohya in labels:
+            labels.setdefault(ai_toolkit, labels[kohya])
+    labels.update(presets.FIELD_LABELS)
+    return labels
+
+
+def in_words(form: RunForm, errors: list[FieldError]) -> list[FieldError]:
+    """The API's messages with its field names replaced by the page's labels ("maxTrainEpochs
+    must be between 3 and 20" -> "Epochs must be between 3 and 20"). A name that is also a plain
+    word (epochs, resolution, engine) is replaced only where it opens the message."""
+    labels = _labels(form)
+    out = []
+    for error in errors:
+        message = error.message
+        for name in sorted(labels, key=len, reverse=True):
+            label = labels[name]
+            if name.islower():
+                if message.startswith(name + " "):
+                    message = label + message[len(name) :]
+                continue
+            message = re.sub(rf"(?<![\w.])(?:params\.|trainingData\.)?{name}\b", label, message)
+        out.append(replace(error, message=message))
+    return out

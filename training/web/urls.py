@@ -19,6 +19,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("train/new", views.new_run, name="page-train-new"),
     path("train/estimate", views.EstimateView.as_view(), name="page-train-estimate"),
     path("train/upload", views.UploadView.as_view(), name="page-train-upload"),
+    path(
+        "train/data/<str:key>/<int:index>.webp",
+        views.data_thumbnail,
+        name="page-train-thumbnail",
+    ),
     path("runs/", views.run_list, name="page-runs"),
     path("runs/<uuid:run_id>", views.run_detail, name="page-run"),
     path("runs/<uuid:run_id>/cancel", views.run_cancel, name="page-run-cancel"),

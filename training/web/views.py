@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from copy import copy
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -22,24 +24,33 @@ from rest_framework.views import APIView
 from flags.gates import feature_state, feature_states
 from flags.registry import FEATURES, UnknownFeature
 from flags.services import FeatureNotAvailable, FeatureNotToggleable, preference_set
-from training import selectors, services, uploads
+from training import dataset, selectors, services, uploads
 from training.api.throttling import AtomicScopedRateThrottle
+from training.dataset import DataSet
 from training.models import ACTIVE_STATUSES, TrainingRun
 from training.orchestrator.callbacks import callback_tokens_redacted
+from training.orchestrator.contracts import active as active_contract
 from training.payloads import stored_workflow_body
 from training.runspec import FeatureNotActive, RunRejected
 from training.web.forms import (
+    PLACEHOLDER_DATA,
+    STEP_LABELS,
+    STEPS,
     FieldError,
     RunForm,
+    check,
     check_for_estimate,
     check_submission,
     decorate,
+    in_words,
     page_catalog,
+    step_of,
+    training_data,
 )
 from training.web.present import navigation, run_summary
 from training.web.run_page import buzz_outcome, failure_explanation, samples_grid, time_texts
 from training.webhooks.services import delivery_log
-from vocabulary import catalog
+from vocabulary import catalog, presets
 
 RUN_LIST_LIMIT = 50
 
@@ -56,6 +67,101 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 # --- new run ----------------------------------------------------------------------------------
+# One page, one URL, four steps (model -> data -> settings -> review & start). Every field of every
+# step is in the one form (the steps not shown are `hidden`), so each POST carries all that was
+# typed; the server validates the step being left, keeps the form in the session (the draft) and
+# redirects to `?step=<next>`, so the browser's back button walks the steps with nothing lost.
+
+DRAFT_KEY = "train-new-draft"
+_DRAFT_FIELDS = frozenset(
+    {
+        "baseModel", "engine", "loraName", "customModel", "priority", "samplePrompts",
+        "negativePrompt", "dataSource", "uploadedName", "dataUrl", "imageCount", "preset",
+        "appliedPreset",
+    }
+)  # fmt: skip
+_DRAFT_VALUE_MAX = 10_000
+
+
+class _UploadThrottleView:
+    throttle_scope = "training_upload"
+
+
+def _upload_allowed(request: HttpRequest) -> tuple[bool, float | None]:
+    """The upload endpoint's per-user rate, for every path that stores a zip (#16.4)."""
+    throttle = AtomicScopedRateThrottle()
+    allowed = throttle.allow_request(request, _UploadThrottleView())  # type: ignore[arg-type]
+    return allowed, None if allowed else throttle.wait()
+
+
+def _throttled_error(wait: float | None) -> FieldError:
+    minutes = max(1, round((wait or 60) / 60))
+    return FieldError(
+        "trainingData",
+        "trainingZip",
+        "throttled",
+        f"Too many uploads in the last hour; try again in about {minutes} minute"
+        f"{'s' if minutes != 1 else ''}, or give a URL instead.",
+    )
+
+
+def _draft_save(request: HttpRequest, form: RunForm, post: QueryDict) -> None:
+    draft: dict[str, list[str]] = {}
+    for key in post:
+        if key in _DRAFT_FIELDS or key.startswith("params."):
+            draft[key] = [str(v)[:_DRAFT_VALUE_MAX] for v in post.getlist(key)][:4]
+    draft["uploadedName"] = [form.uploaded_name]
+    draft["preset"] = [form.preset]
+    draft["appliedPreset"] = [form.applied_preset]
+    for name, value in form.raw_params.items():  # a preset applied on this POST
+        draft[f"params.{name}"] = [value]
+    request.session[DRAFT_KEY] = draft
+
+
+def _draft(request: HttpRequest) -> QueryDict | None:
+    stored = request.session.get(DRAFT_KEY)
+    if not isinstance(stored, dict):
+        return None
+    data = QueryDict(mutable=True)
+    for key, values in stored.items():
+        if isinstance(values, list):
+            data.setlist(str(key), [str(v) for v in values])
+    return data
+
+
+def _step_url(step: str) -> str:
+    return f"{reverse('page-train-new')}?step={step}"
+
+
+def _data_set(request: HttpRequest, form: RunForm) -> tuple[DataSet | None, FieldError | None]:
+    if form.data_source != "upload" or not form.uploaded_name:
+        return None, None
+    try:
+        data_set = dataset.dataset_get(
+            user=request.user, name=form.uploaded_name, media_type=form.media_type
+        )
+    except uploads.UploadRejected as exc:
+        return None, FieldError("trainingData", "trainingZip", exc.code, exc.message)
+    return data_set, None
+
+
+def _review(request: HttpRequest, form: RunForm) -> dict[str, Any]:
+    """What the review step shows: the problems left, or what will train and its price."""
+    checked = check_submission(form, request=request, upload=None)
+    if checked.spec is None:
+        return {"errors": in_words(form, checked.errors), "status": checked.status}
+    out: dict[str, Any] = {"errors": [], "status": 200, "spec": checked.spec}
+    try:
+        out["estimate"] = services.training_run_estimate(spec=checked.spec)
+    except services.OrchestratorUnavailable:
+        out["estimate_problem"] = (
+            "The price cannot be worked out right now (the training service does not answer); "
+            "you can still start, and the run waits for it."
+        )
+    except RunRejected as exc:
+        errors = [FieldError(p.field, None, p.code, p.message) for p in exc.problems]
+        return {"errors": in_words(form, errors), "status": 400}
+    return out
 
 
 def _new_run_context(
@@ -64,6 +170,7 @@ def _new_run_context(
     errors: list[FieldError],
     image_count: int | None,
     data: dict[str, Any] | None = None,
+    step: str = "model",
 ) -> dict[str, Any]:
     data = data or selectors.training_catalog(user=request.user)
     state = feature_state(request.user, catalog.AI_TOOLKIT_FEATURE)
@@ -78,29 +185,62 @@ def _new_run_context(
     if form.page_engine == catalog.AI_TOOLKIT and catalog.AI_TOOLKIT in engines:
         # Rows show this user's effective defaults (an override or their experiment arm).
         form.defaults = {p["name"]: p["default"] for p in engines[catalog.AI_TOOLKIT]["params"]}
+    review: dict[str, Any] = {}
+    if step == "review" and not errors:
+        review = _review(request, form)
+        errors = review["errors"]
+    errors = in_words(form, errors)
     by_input: dict[str, list[str]] = {}
     for error in errors:
         if error.input:
             by_input.setdefault(error.input, []).append(error.message)
     rows = form.rows()
     decorate(rows, by_input)
+    data_set, data_set_error = _data_set(request, form)
+    if data_set_error and "trainingZip" not in by_input:
+        by_input["trainingZip"] = [data_set_error.message]
+    steps = [
+        {
+            "key": key,
+            "label": STEP_LABELS[key],
+            "number": number,
+            "current": key == step,
+            "problems": sum(1 for e in errors if step_of(e) == key),
+        }
+        for number, key in enumerate(STEPS, 1)
+    ]
+    engine_labels = {e["key"]: e["label"] for e in data["engines"]}
     return {
         "form": form,
+        "step": step,
+        "steps": steps,
+        "previous_step": STEPS[STEPS.index(step) - 1] if STEPS.index(step) > 0 else None,
         "families": families,
         "selected": selected,
         "engine": form.page_engine,
+        "engine_label": engine_labels.get(form.page_engine or "", ""),
         "rapid": engines.get(catalog.RAPID),
         "ai_toolkit": engines.get(catalog.AI_TOOLKIT),
         "ai_toolkit_state": state,
         "ai_toolkit_info": catalog.ENGINES[catalog.AI_TOOLKIT].description,
         "rows": rows,
+        # Closed once a preset is chosen (the simple mode); open for custom values or an error.
+        "advanced_open": form.preset in ("", "custom") or any(row["errors"] for row in rows),
+        "preset_keys": sorted(presets.PRESET_KEYS),
+        "presets": form.preset_choices(),
+        "main_rows": [r for r in rows if r["name"] in MAIN_SETTINGS and not r["locked"]],
+        "changed_rows": [r for r in rows if not r["locked"] and r["text"] != _shown(r["default"])],
         "errors": errors,
         "errors_by_input": by_input,
         "image_count": image_count,
+        "data_set": data_set,
+        "review": review,
         "page_data": {
             "catalog": page_catalog(data),
+            "presets": {m["key"]: _presets_by_engine(m) for m in data["baseModels"]},
             "aiToolkit": {"active": state.active, "available": state.available},
             "uploadMaxBytes": uploads.upload_max_bytes(),
+            "step": step,
             "urls": {
                 "estimate": reverse("page-train-estimate"),
                 "upload": reverse("page-train-upload"),
@@ -109,23 +249,192 @@ def _new_run_context(
     }
 
 
+MAIN_SETTINGS = frozenset({"maxTrainEpochs", "steps", "checkpoints", "numRepeats", "resolution"})
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def _presets_by_engine(model: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for entry in model["engines"]:
+        if entry["available"]:
+            form = RunForm.initial(model["key"])
+            form.engine_choices = [entry["key"]]
+            form.defaults = {p["name"]: p["default"] for p in entry.get("params", [])}
+            out[entry["key"]] = form.preset_choices()
+    return out
+
+
 def _default_base(request: HttpRequest, data: dict[str, Any]) -> str:
     wanted = request.GET.get("baseModel", "")
     keys = [m["key"] for m in data["baseModels"]]
     return wanted if wanted in keys else ("sdxl" if "sdxl" in keys else keys[0])
 
 
-@login_required
+def _render_step(
+    request: HttpRequest,
+    form: RunForm,
+    step: str,
+    errors: list[FieldError] | None = None,
+    status: int = 200,
+    image_count: int | None = None,
+) -> HttpResponse:
+    context = _new_run_context(request, form, errors or [], image_count, step=step)
+    if context["review"] and context["review"]["status"] != 200:
+        status = context["review"]["status"]
+    return _page(request, "training/new_run.html", context, status=status)
+
+
+@csrf_exempt  # the bounded upload handler must be installed before the body is read; the
+@login_required  # CSRF check follows in _new_run_checked (Django's documented order)
 @require_http_methods(["GET", "POST"])
 def new_run(request: HttpRequest) -> HttpResponse:
     if request.method == "GET":
+        return _new_run_get(request)
+    handler = uploads.bounded_uploads(request)
+    request.POST  # noqa: B018  # read the body now, through the bounded handler
+    if handler.too_large:
+        # Nothing was read or stored, and nothing changes: no CSRF check needed to say so.
+        form = RunForm.from_post(_draft(request) or QueryDict())
+        if form.base is None:
+            form = RunForm.initial("sdxl")
+        error = FieldError(
+            "trainingData", "trainingZip", "too_large", uploads.too_large_message(handler.limit)
+        )
+        return _render_step(request, form, "data", [error], status=413)
+    return _new_run_checked(request)
+
+
+def _new_run_get(request: HttpRequest) -> HttpResponse:
+    step = request.GET.get("step", "")
+    draft = None if request.GET.get("fresh") else _draft(request)
+    if draft is not None and "baseModel" not in request.GET:
+        form = RunForm.from_post(draft)
+    else:
         data = selectors.training_catalog(user=request.user)
         form = RunForm.initial(_default_base(request, data))
-        context = _new_run_context(request, form, [], None, data)
-        return _page(request, "training/new_run.html", context)
+        request.session.pop(DRAFT_KEY, None)
+    return _render_step(request, form, step if step in STEPS else "model")
 
+
+def _captions(post: QueryDict) -> dict[int, str]:
+    out = {}
+    for key in post:
+        head, _, index = key.partition(".")
+        if head == "caption" and index.isdigit():
+            out[int(index)] = str(post.get(key, ""))[: dataset.CAPTION_MAX_BYTES]
+    return out
+
+
+def _step_errors(request: HttpRequest, form: RunForm, step: str) -> tuple[list[FieldError], int]:
+    """The problems of one step's fields, as the API sees them, and the status to answer."""
+    if step == "data":
+        data = training_data(form, user=request.user, upload=None)
+        if data.error:
+            return [data.error], 400
+        if data.body is None:
+            return [
+                FieldError(
+                    "trainingData",
+                    "trainingZip" if form.data_source == "upload" else "dataUrl",
+                    "required",
+                    "Add your training data: upload a zip, or give its URL and image count.",
+                )
+            ], 400
+    probe = copy(form)
+    checked = check_for_estimate(probe, request=request)
+    errors = [e for e in checked.errors if step_of(e) == step]
+    if step == "settings" and not form.lora_name.strip():
+        errors.insert(0, FieldError("loraName", "loraName", "blank", "Give the LoRA a name."))
+    return errors, checked.status if checked.forbidden else 400
+
+
+@csrf_protect
+def _new_run_checked(request: HttpRequest) -> HttpResponse:
     form = RunForm.from_post(request.POST)
-    checked = check_submission(form, request=request, upload=request.FILES.get("trainingZip"))
+    step = request.POST.get("step", "")
+    action = request.POST.get("action", "")
+    upload = request.FILES.get("trainingZip")
+    if step not in STEPS:
+        return _submit_all(request, form, upload)
+    if form.base is None:
+        form.base_key = "sdxl"
+    form.apply_preset()
+    _draft_save(request, form, request.POST)
+    index = STEPS.index(step)
+
+    if action == "back":
+        return redirect(_step_url(STEPS[max(0, index - 1)]))
+    if action.startswith("goto:") and action[5:] in STEPS:
+        return redirect(_step_url(action[5:]))
+    if action == "ai-toolkit-on":
+        try:
+            preference_set(user=request.user, key=catalog.AI_TOOLKIT_FEATURE, enabled=True)
+        except (UnknownFeature, FeatureNotToggleable, FeatureNotAvailable) as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, "AI Toolkit Training is on; choose it below.")
+        return redirect(_step_url("model"))
+
+    if step == "data" and upload is not None:
+        allowed, wait = _upload_allowed(request)
+        if not allowed:
+            return _render_step(request, form, "data", [_throttled_error(wait)], status=429)
+        data = training_data(form, user=request.user, upload=upload)
+        if data.error:
+            form.uploaded_name = ""
+            _draft_save(request, form, request.POST)
+            return _render_step(request, form, "data", [data.error], status=400)
+        _draft_save(request, form, request.POST)
+        messages.success(request, "Zip uploaded. Check the images and their captions below.")
+        return redirect(_step_url("data"))
+    captions = _captions(request.POST)
+    if step == "data" and captions and form.uploaded_name:
+        try:
+            current = dataset.dataset_get(
+                user=request.user, name=form.uploaded_name, media_type=form.media_type
+            )
+            changed = any(
+                (captions.get(i.index, "").strip() != (i.caption or ""))
+                for i in current.items
+                if i.index in captions
+            )
+            if changed:
+                allowed, wait = _upload_allowed(request)  # a new zip is written: same rate
+                if not allowed:
+                    return _render_step(request, form, "data", [_throttled_error(wait)], 429)
+                stored = dataset.dataset_captions_save(
+                    user=request.user,
+                    name=form.uploaded_name,
+                    media_type=form.media_type,
+                    captions=captions,
+                )
+                form.uploaded_name = stored.name
+                _draft_save(request, form, request.POST)
+                messages.success(request, "Captions saved into your zip.")
+        except uploads.UploadRejected as exc:
+            error = FieldError("trainingData", "trainingZip", exc.code, exc.message)
+            return _render_step(request, form, "data", [error], status=400)
+        if action == "captions":
+            return redirect(_step_url("data"))
+
+    if action in ("next", "captions", "upload") and step != "review":
+        errors, status = _step_errors(request, form, step)
+        if errors:
+            return _render_step(request, form, step, errors, status=status)
+        target = step if action in ("captions", "upload") else STEPS[index + 1]
+        return redirect(_step_url(target))
+    if action == "start":
+        return _create(request, form, upload=None)
+    return redirect(_step_url(step))
+
+
+def _create(request: HttpRequest, form: RunForm, upload: Any) -> HttpResponse:
+    checked = check_submission(form, request=request, upload=upload)
     errors, status = checked.errors, checked.status
     if checked.spec is not None:
         try:
@@ -133,14 +442,38 @@ def new_run(request: HttpRequest) -> HttpResponse:
         except services.ActiveRunLimit as exc:
             errors, status = [FieldError(None, None, "active_run_limit", str(exc))], 429
         else:
+            request.session.pop(DRAFT_KEY, None)
             messages.success(
                 request,
                 f"Run “{run.lora_name}” accepted; it is being submitted.",
                 extra_tags="while-submitting",  # the run page removes it once it is submitted
             )
             return redirect("page-run", run_id=run.pk)
-    context = _new_run_context(request, form, errors, checked.image_count)
-    return _page(request, "training/new_run.html", context, status=status)
+    first = min((STEPS.index(step_of(e)) for e in errors), default=len(STEPS) - 1)
+    return _render_step(request, form, STEPS[first], errors, status, checked.image_count)
+
+
+def _submit_all(request: HttpRequest, form: RunForm, upload: Any) -> HttpResponse:
+    """The whole form in one POST (no step: a script or an older page). A zip is stored only
+    once the rest of the form is valid, and only under the upload throttle (#16.4)."""
+    if upload is not None:
+        rest = check(copy(form), request=request, body_data=PLACEHOLDER_DATA)
+        errors = form.form_problems() + [
+            e for e in rest.errors if not (e.field or "").startswith("trainingData")
+        ]
+        if errors:
+            note = FieldError(
+                "trainingData",
+                "trainingZip",
+                "not_stored",
+                "Your zip was not stored: choose it again once the rest of the form is right.",
+            )
+            first = min(STEPS.index(step_of(e)) for e in errors)
+            return _render_step(request, form, STEPS[first], [*errors, note], rest.status)
+        allowed, wait = _upload_allowed(request)
+        if not allowed:
+            return _render_step(request, form, "data", [_throttled_error(wait)], status=429)
+    return _create(request, form, upload)
 
 
 class _PageAPIView(APIView):
@@ -171,9 +504,10 @@ class EstimateView(_PageAPIView):
     throttle_classes = [AtomicScopedRateThrottle]
 
     def post(self, request: Request) -> Response:
-        checked = check_for_estimate(RunForm.from_post(_form_data(request)), request=request)
-        if checked.spec is None:
-            return _error_response(checked.errors, checked.status)
+        form = RunForm.from_post(_form_data(request))
+        checked = check_for_estimate(form, request=request)
+        if checked.spec is None:  # shown on the page: in the page's words
+            return _error_response(in_words(form, checked.errors), checked.status)
         if not checked.complete:
             return Response(
                 {"estimate": None, "message": "Add your training data to see the price."}
@@ -207,8 +541,17 @@ class UploadView(_PageAPIView):
     throttle_scope = "training_upload"
     throttle_classes = [AtomicScopedRateThrottle]
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        # Before anything reads the body (the CSRF check does): stream it through the bound.
+        self.upload_handler = uploads.bounded_uploads(request)
+        return super().initialize_request(request, *args, **kwargs)
+
     def post(self, request: Request) -> Response:
         upload = request.FILES.get("trainingZip")
+        if self.upload_handler.too_large:
+            message = uploads.too_large_message(self.upload_handler.limit)
+            error = FieldError("trainingData", "trainingZip", "too_large", message)
+            return _error_response([error], 413)
         base = catalog.BASE_MODELS.get(str(_form_data(request).get("baseModel", "")))
         if upload is None:
             error = FieldError("trainingData", "trainingZip", "required", "Choose a zip to upload.")
@@ -223,6 +566,22 @@ class UploadView(_PageAPIView):
         return Response(
             {"name": stored.name, "url": stored.url, "imageCount": stored.image_count}, status=201
         )
+
+
+@login_required
+@require_GET
+def data_thumbnail(request: HttpRequest, key: str, index: int) -> HttpResponse:
+    """A thumbnail of the index-th image in one of this user's uploaded zips."""
+    name = f"{uploads.UPLOAD_DIR}/{request.user.pk}/{key}.zip"
+    try:
+        thumb = dataset.dataset_thumbnail(user=request.user, name=name, index=index)
+    except uploads.UploadRejected:
+        raise Http404("No such upload among yours.") from None
+    if thumb is None:
+        raise Http404("No thumbnail for this file.")
+    response = HttpResponse(thumb, content_type="image/webp")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 # --- runs -------------------------------------------------------------------------------------
@@ -249,6 +608,20 @@ def run_list(request: HttpRequest) -> HttpResponse:
     return _page(request, "training/run_list.html", context)
 
 
+def _param_labels(run: TrainingRun) -> list[tuple[str, Any]]:
+    """The run's parameters under the form's labels ("Epochs", not `maxTrainEpochs`)."""
+    specs = (
+        catalog.param_spec_map(run.base_model, run.engine, active_contract().name)  # type: ignore[arg-type]
+        if run.base_model in catalog.BASE_MODELS
+        else {}
+    )
+    rows = [
+        (specs[name].label if name in specs else presets.FIELD_LABELS.get(name, name), value)
+        for name, value in (run.params or {}).items()
+    ]
+    return sorted(rows)
+
+
 @login_required
 @require_GET
 def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
@@ -266,7 +639,7 @@ def run_detail(request: HttpRequest, run_id: UUID) -> HttpResponse:
         "deliveries": delivery_log(run.pk),
         "events": list(run.events.all()),
         "epochs": list((run.outputs or {}).get("epochs", [])),
-        "params": sorted((run.params or {}).items()),
+        "params": _param_labels(run),
         "payload": json.dumps(callback_tokens_redacted(stored_workflow_body(run)), indent=2),
         "active_statuses": sorted(ACTIVE_STATUSES),
         "retryable_statuses": sorted(services.RETRYABLE),

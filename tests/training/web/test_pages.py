@@ -97,7 +97,7 @@ def test_the_run_page_shows_parameters_timeline_payload_epochs_and_samples(
     assert '<img src="https://blobs.example.com/e1-0.png" alt="Epoch 1, sample 1"' in page
     assert "<summary>Orchestrator payload</summary>" in page
     assert "imageResourceTraining" in page  # the exact body, from training.payloads
-    assert "<code>maxTrainEpochs</code>" in page
+    assert "<code>Epochs</code>" in page and "maxTrainEpochs</code>" not in page  # the form's label
     assert 'id="cancel-form"' in page and 'id="retry-form" hidden' in page
 
 
