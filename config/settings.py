@@ -322,7 +322,7 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=20)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_IMPORTS = ["console.tasks", "training.progress", "training.webhooks.delivery"]
+CELERY_IMPORTS = ["console.tasks", "training.progress", "training.webhooks.delivery", "training.webhooks.services"]
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "training.tasks.reconcile_runs_task",
@@ -337,7 +337,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 3600.0,
     },
     "webhook-sweep": {
-        "task": "training.webhooks.delivery.webhook_sweep_task",
+        "task": "training.webhooks.services.webhook_sweep_task",
         "schedule": float(env_int("WEBHOOK_SWEEP_EVERY_SECONDS", 30, minimum=1)),
     },
     "prune-orphan-uploads": {

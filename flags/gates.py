@@ -3,10 +3,10 @@
 Order: the environment override (flags.env) if set, else the waffle `Flag` row; then, for a
 toggleable feature, the user's own preference (registry default when they never chose).
 
-We read the waffle row ourselves instead of calling `Flag.is_active()`/`is_active_for_user()`,
-because those get the pitfalls in django-practice B.5 wrong for us: a missing row answers True for
-superusers (or raises), `everyone=False` does not beat groups outside a request (waffle #575),
-`superusers` defaults to True, and `percent` rolls dice per request. Here:
+We decide the pitfalls of django-practice B.5 before asking waffle (a missing row answers True for
+superusers or raises, `everyone=False` does not beat groups outside a request (waffle #575),
+`superusers` defaults to True, `percent` rolls dice per request), then ask its public
+`is_active_for_user` only for the user list and the groups, with `staff` and `superusers` off. Here:
 
 - a missing row is off;
 - `everyone` True/False wins over everything else (True includes anonymous visitors);
@@ -15,11 +15,11 @@ superusers (or raises), `everyone=False` does not beat groups outside a request 
   only what a group or the user list gives them (docs/flags.md).
 
 Queries: the row and its user/group ids come from waffle's cache (the shared Django cache); the
-user's groups and preferences cost one query each, loaded only when needed and at most once per
-call, so a call with a warm cache costs at most two queries."""
+user's groups and preferences cost one query each, loaded only when needed."""
 
 from __future__ import annotations
 
+from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +65,6 @@ class _Viewer:
             self._groups = dict(self.user.groups.values_list("pk", "name"))
         return self._groups
 
-    def group_ids(self) -> set[int]:
-        return set(self._load_groups())
-
     def group_names(self) -> set[str]:
         return set(self._load_groups().values())
 
@@ -89,10 +86,12 @@ def _available_by_flag(viewer: _Viewer, feature: Feature) -> bool:
         return False
     if flag.authenticated:
         return True
-    if viewer.user.pk in flag._get_user_ids():
-        return True
-    group_ids = flag._get_group_ids()
-    return bool(group_ids) and bool(group_ids & viewer.group_ids())
+    # Waffle's public per-user answer (its user list, then its groups, both from its cache) on a
+    # copy with the switches this gate ignores turned off, so staff and superusers get only what
+    # the list or a group gives them.
+    probe = copy(flag)
+    probe.staff = probe.superusers = False
+    return bool(probe.is_active_for_user(viewer.user))
 
 
 def _available_by_keywords(viewer: _Viewer, feature: Feature, keywords: frozenset[str]) -> bool:
@@ -104,7 +103,7 @@ def _available_by_keywords(viewer: _Viewer, feature: Feature, keywords: frozense
         return True
     if GRANTED in keywords:
         flag = Flag.get(feature.key)
-        if flag.pk and viewer.user.pk in flag._get_user_ids():
+        if flag.pk and flag.users.filter(pk=viewer.user.pk).exists():
             return True
     groups = set(keywords & GROUP_KEYWORDS)
     if MEMBER in keywords:

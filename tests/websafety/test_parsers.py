@@ -157,6 +157,7 @@ def concrete(pattern: str, run_id: uuid.UUID, user_id: int) -> str | None:
         "<int:experiment_id>": "1",
         "<int:override_id>": "1",
         "<str:key>": "aiToolkitTraining",
+        "<int:index>": "0",
         "<path:content_type_id>": "1",
         "<path:object_id>": str(user_id),
         "<id>": str(user_id),

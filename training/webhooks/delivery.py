@@ -18,8 +18,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from training.webhooks.keys import webhook_signing_key
 from training.webhooks.models import WebhookAttempt, WebhookDelivery
-from training.webhooks.services import webhook_signing_key
 from training.webhooks.targets import webhook_address_problem
 
 log = logging.getLogger(__name__)
@@ -180,25 +180,3 @@ def _send_due(run_id: str) -> str:
         WebhookDelivery.objects.filter(pk=delivery.pk).update(next_attempt_at=moment)
         _later(run_id, moment)
         return "retrying"
-
-
-@shared_task(ignore_result=True)
-def webhook_sweep_task() -> int:
-    """The safety net: runs with a delivery overdue (its task lost, or its worker killed) get a
-    sender again, and runs whose announcement was lost are announced."""
-    from training.webhooks.models import RunWebhook
-    from training.webhooks.services import run_webhook_announce
-
-    for run_id in RunWebhook.objects.filter(completed_announced=False).values_list(
-        "run_id", flat=True
-    )[:500]:
-        run_webhook_announce(run_id=run_id)
-    overdue = timezone.now() - timedelta(seconds=5)
-    run_ids = set(
-        WebhookDelivery.objects.filter(
-            state=WebhookDelivery.State.PENDING, next_attempt_at__lt=overdue
-        ).values_list("run_id", flat=True)[:500]
-    )
-    for run_id in run_ids:
-        webhook_send_task.delay(str(run_id))
-    return len(run_ids)

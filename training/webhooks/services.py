@@ -3,18 +3,20 @@ into deliveries (each event once, in order)."""
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
 import uuid
+from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from celery import shared_task
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from training.models import TrainingRun
+from training.webhooks.delivery import webhook_send_task
+from training.webhooks.keys import new_key
 from training.webhooks.models import (
     EVENTS,
     RunWebhook,
@@ -24,25 +26,16 @@ from training.webhooks.models import (
 )
 
 
-def _new_key() -> str:
-    return "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-
-
 def webhook_secret_get(*, user: Any) -> WebhookSecret:
-    secret, _ = WebhookSecret.objects.get_or_create(user=user, defaults={"key": _new_key()})
+    secret, _ = WebhookSecret.objects.get_or_create(user=user, defaults={"key": new_key()})
     return secret
-
-
-def webhook_signing_key(*, user_id: int) -> str:
-    secret, _ = WebhookSecret.objects.get_or_create(user_id=user_id, defaults={"key": _new_key()})
-    return secret.key
 
 
 def webhook_secret_rotate(*, user: Any) -> WebhookSecret:
     """A new key at once; deliveries from now on (retries included) are signed with it."""
-    secret, created = WebhookSecret.objects.get_or_create(user=user, defaults={"key": _new_key()})
+    secret, created = WebhookSecret.objects.get_or_create(user=user, defaults={"key": new_key()})
     if not created:
-        secret.key = _new_key()
+        secret.key = new_key()
         secret.save(update_fields=["key", "rotated_at"])
     return secret
 
@@ -96,8 +89,6 @@ def run_webhook_announce(*, run_id: UUID | str) -> list[str]:
                 made.append(delivery.id)
         hook.save()
     if made:
-        from training.webhooks.delivery import webhook_send_task
-
         run_key = str(run_id)
         transaction.on_commit(lambda: webhook_send_task.delay(run_key), robust=True)
     return made
@@ -110,3 +101,22 @@ def delivery_log(run_id: Any) -> list[WebhookAttempt]:
         .select_related("delivery")
         .order_by("delivery__seq", "number")
     )
+
+
+@shared_task(ignore_result=True)
+def webhook_sweep_task() -> int:
+    """The safety net: runs with a delivery overdue (its task lost, or its worker killed) get a
+    sender again, and runs whose announcement was lost are announced."""
+    for run_id in RunWebhook.objects.filter(completed_announced=False).values_list(
+        "run_id", flat=True
+    )[:500]:
+        run_webhook_announce(run_id=run_id)
+    overdue = timezone.now() - timedelta(seconds=5)
+    run_ids = set(
+        WebhookDelivery.objects.filter(
+            state=WebhookDelivery.State.PENDING, next_attempt_at__lt=overdue
+        ).values_list("run_id", flat=True)[:500]
+    )
+    for run_id in run_ids:
+        webhook_send_task.delay(str(run_id))
+    return len(run_ids)
