@@ -40,7 +40,7 @@ from console.models import (
     UserActivityDailyStat,
     UserTrainingActivity,
 )
-from console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
+from console.sketch import sketch
 from console.windows import snapshot_windows
 from training.models import RunEvent, RunStatus, TrainingRun
 from training.selectors import FINISHED_STATUSES, ecosystem_of
@@ -189,41 +189,9 @@ def _rebuild_params(days: set[date]) -> None:
 TimingRow = tuple[date, str, str, str, int, list[float]]
 
 
-def _timing_rows_postgresql(days: set[date]) -> list[TimingRow]:
-    """One pass over the days' finished runs; percentile_cont computes each day's quantiles."""
-    eco_sql = "CASE base_model " + " ".join("WHEN %s THEN %s" for _ in catalog.BASE_MODELS)
-    eco_sql += " ELSE 'unknown' END"
-    eco_params = [x for key in catalog.BASE_MODELS for x in (key, ecosystem_of(key))]
-    ranges = _ranges(days)
-    where = " OR ".join("(completed_at >= %s AND completed_at < %s)" for _ in ranges)
-    where_params = [t for r in ranges for t in r]
-    sql = f"""
-        WITH r AS (
-            SELECT (completed_at AT TIME ZONE 'UTC')::date AS day, engine, {eco_sql} AS eco,
-                   status, EXTRACT(EPOCH FROM completed_at - started_at)::float8 AS duration,
-                   EXTRACT(EPOCH FROM started_at - submitted_at)::float8 AS queue
-            FROM training_trainingrun
-            WHERE status IN ('succeeded', 'failed', 'expired') AND ({where})
-        ), m AS (
-            SELECT day, engine, eco, 'duration' AS metric, duration AS v FROM r
-            WHERE status = 'succeeded' AND duration >= 0
-            UNION ALL
-            SELECT day, engine, eco, 'queue', queue FROM r WHERE queue >= 0
-        )
-        SELECT day, GROUPING(engine), COALESCE(engine, eco), metric, count(*),
-               CASE WHEN count(*) <= %s THEN array_agg(v)
-                    ELSE percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY v) END
-        FROM m GROUP BY GROUPING SETS ((day, metric, engine), (day, metric, eco))
-    """  # noqa: S608 - only placeholders are interpolated
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*eco_params, *where_params, SKETCH_POINTS, list(SKETCH_FRACTIONS)])
-        return [
-            (day, "ecosystem" if by_eco else "engine", group, metric, n, sorted(points))
-            for day, by_eco, group, metric, n, points in cursor.fetchall()
-        ]
-
-
-def _timing_rows_python(days: set[date]) -> list[TimingRow]:
+def _timing_rows(days: set[date]) -> list[TimingRow]:
+    """The days' finished runs' durations and queue waits, per engine and per ecosystem, as
+    sketches (console.sketch: the same numbers PostgreSQL's percentile_cont gives)."""
     values: dict[tuple[date, str, str, str], list[float]] = defaultdict(list)
     runs = TrainingRun.objects.filter(_days_q("completed_at", days), status__in=FINISHED_STATUSES)
     fields = ("engine", "base_model", "status", "submitted_at", "started_at", "completed_at")
@@ -241,10 +209,7 @@ def _timing_rows_python(days: set[date]) -> list[TimingRow]:
 
 def _rebuild_timings(days: set[date]) -> None:
     RunTimingDailyStat.objects.filter(day__in=days).delete()
-    if connection.vendor == "postgresql":
-        rows = _timing_rows_postgresql(days)
-    else:  # the SQLite dev default: the same numbers, computed here
-        rows = _timing_rows_python(days)
+    rows = _timing_rows(days)
     RunTimingDailyStat.objects.bulk_create(
         [
             RunTimingDailyStat(day=d, group_kind=k, group=g, metric=m, samples=n, points=pts)
