@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Case, Count, F, Max, Min, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDate
@@ -282,12 +282,16 @@ def _rebuild_events(days: set[date]) -> None:
     )
 
 
+def _later(old: datetime | None, new: datetime | None) -> datetime | None:
+    return max((t for t in (old, new) if t is not None), default=None)
+
+
 def _update_activity(created: Q) -> None:
     """Fold the latest eligible / AI Toolkit run times of the runs matching `created` into each
-    user's row, keeping whichever is later (a backfill step brings only older news). One
-    INSERT … SELECT … ON CONFLICT, so a backfill step never ships its users through Python."""
+    user's row, keeping whichever is later (a backfill step brings only older news). Safe to
+    read then write: the caller holds the rollup state's lock, the only writer of these rows."""
     runs = TrainingRun.objects.filter(created, base_model__in=AI_TOOLKIT_BASES)
-    select = (
+    latest = (
         runs.values("owner_id")
         .annotate(
             eligible=Max("created_at"), ai=Max("created_at", filter=Q(engine=catalog.AI_TOOLKIT))
@@ -295,21 +299,28 @@ def _update_activity(created: Q) -> None:
         .values_list("owner_id", "eligible", "ai")
         .order_by()
     )
-    select_sql, params = select.query.sql_with_params()
-    later = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's scalar max
-    table = UserTrainingActivity._meta.db_table
-
-    def keep_later(column: str) -> str:
-        old, new = f"{table}.{column}", f"excluded.{column}"
-        return f"{column} = {later}(COALESCE({old}, {new}), COALESCE({new}, {old}))"
-
-    sql = (
-        f"INSERT INTO {table} (owner_id, last_eligible_at, last_ai_toolkit_at) {select_sql} "
-        f"ON CONFLICT (owner_id) DO UPDATE SET {keep_later('last_eligible_at')}, "
-        f"{keep_later('last_ai_toolkit_at')}"
+    known = {
+        a.owner_id: a
+        for a in UserTrainingActivity.objects.filter(owner__in=runs.values("owner_id"))
+    }
+    rows = []
+    for owner_id, eligible, ai in latest:
+        old = known.get(owner_id)
+        if old is not None:
+            eligible = _later(old.last_eligible_at, eligible)
+            ai = _later(old.last_ai_toolkit_at, ai)
+        rows.append(
+            UserTrainingActivity(
+                owner_id=owner_id, last_eligible_at=eligible, last_ai_toolkit_at=ai
+            )
+        )
+    UserTrainingActivity.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["owner"],
+        update_fields=["last_eligible_at", "last_ai_toolkit_at"],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _rebuild_user_days() -> None:
@@ -388,11 +399,8 @@ def _wipe() -> None:
 
 
 def _lock_state() -> RollupState | None:
-    query = RollupState.objects.filter(key=STATE_KEY)
-    if connection.features.has_select_for_update_skip_locked:
-        # Another process is refreshing: do not wait, its pass is as good as ours.
-        query = query.select_for_update(skip_locked=True)
-    return query.first()
+    # Another process is refreshing: do not wait, its pass is as good as ours.
+    return RollupState.objects.filter(key=STATE_KEY).select_for_update(skip_locked=True).first()
 
 
 def rollup_refresh(

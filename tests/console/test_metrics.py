@@ -10,7 +10,7 @@ from django.core.exceptions import PermissionDenied
 from django.test import override_settings
 
 from console.metrics import Dashboard, GroupStats, training_dashboard, window_days
-from console.models import RollupState, RunDailyStat, RunTimingDailyStat
+from console.models import RollupState, RunDailyStat, RunTimingDailyStat, UserTrainingActivity
 from console.rollup import rollup_refresh
 from console.sketch import Distribution, percentile_cont, sketch
 from tests.conftest import make_user
@@ -322,6 +322,18 @@ def test_a_days_timings_are_stored_per_engine_and_ecosystem(owner: User) -> None
         (day, "engine", "ai-toolkit", "queue"): (1, [42.0]),
         (day, "ecosystem", "flux1", "queue"): (1, [42.0]),
     }
+
+
+def test_a_backfill_never_moves_a_users_latest_run_back(owner: User) -> None:
+    recent = make_run(owner, created=ago(days=1))  # Kohya on SDXL: eligible, not AI Toolkit
+    older = make_run(owner, engine="ai-toolkit", created=ago(days=20))
+    rollup_refresh(budget=0)  # the newest week only
+    activity = UserTrainingActivity.objects.get(owner=owner)
+    assert (activity.last_eligible_at, activity.last_ai_toolkit_at) == (recent.created_at, None)
+    rollup_refresh(budget=None)  # older weeks: older news for the same user
+    activity.refresh_from_db()
+    assert activity.last_eligible_at == recent.created_at
+    assert activity.last_ai_toolkit_at == older.created_at
 
 
 def test_only_moderators_and_superusers_read_it(owner: User, mod: User, boss: User) -> None:
