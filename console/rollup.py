@@ -299,16 +299,19 @@ def _update_activity(created: Q) -> None:
         .values_list("owner_id", "eligible", "ai")
         .order_by()
     )
-    known = {
-        a.owner_id: a
-        for a in UserTrainingActivity.objects.filter(owner__in=runs.values("owner_id"))
+    known: dict[int, tuple[datetime | None, datetime | None]] = {
+        owner_id: (eligible, ai)
+        for owner_id, eligible, ai in UserTrainingActivity.objects.filter(
+            owner__in=runs.values("owner_id")
+        ).values_list("owner_id", "last_eligible_at", "last_ai_toolkit_at")
     }
     rows = []
     for owner_id, eligible, ai in latest:
         old = known.get(owner_id)
         if old is not None:
-            eligible = _later(old.last_eligible_at, eligible)
-            ai = _later(old.last_ai_toolkit_at, ai)
+            eligible, ai = _later(old[0], eligible), _later(old[1], ai)
+            if (eligible, ai) == old:
+                continue  # older news (a backfill step): nothing to write
         rows.append(
             UserTrainingActivity(
                 owner_id=owner_id, last_eligible_at=eligible, last_ai_toolkit_at=ai
