@@ -326,7 +326,7 @@ def _database() -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
         cursor.fetchone()
-    return connection.vendor
+    return ""
 
 
 def _redis() -> str:

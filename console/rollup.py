@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, models, transaction
+from django.db import models, transaction
 from django.db.models import Case, Count, F, Max, Min, Q, Sum, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, TruncDate
@@ -40,7 +40,7 @@ from console.models import (
     UserActivityDailyStat,
     UserTrainingActivity,
 )
-from console.sketch import SKETCH_FRACTIONS, SKETCH_POINTS, sketch
+from console.sketch import sketch
 from console.windows import snapshot_windows
 from training.models import RunEvent, RunStatus, TrainingRun
 from training.selectors import FINISHED_STATUSES, ecosystem_of
@@ -189,41 +189,9 @@ def _rebuild_params(days: set[date]) -> None:
 TimingRow = tuple[date, str, str, str, int, list[float]]
 
 
-def _timing_rows_postgresql(days: set[date]) -> list[TimingRow]:
-    """One pass over the days' finished runs; percentile_cont computes each day's quantiles."""
-    eco_sql = "CASE base_model " + " ".join("WHEN %s THEN %s" for _ in catalog.BASE_MODELS)
-    eco_sql += " ELSE 'unknown' END"
-    eco_params = [x for key in catalog.BASE_MODELS for x in (key, ecosystem_of(key))]
-    ranges = _ranges(days)
-    where = " OR ".join("(completed_at >= %s AND completed_at < %s)" for _ in ranges)
-    where_params = [t for r in ranges for t in r]
-    sql = f"""
-        WITH r AS (
-            SELECT (completed_at AT TIME ZONE 'UTC')::date AS day, engine, {eco_sql} AS eco,
-                   status, EXTRACT(EPOCH FROM completed_at - started_at)::float8 AS duration,
-                   EXTRACT(EPOCH FROM started_at - submitted_at)::float8 AS queue
-            FROM training_trainingrun
-            WHERE status IN ('succeeded', 'failed', 'expired') AND ({where})
-        ), m AS (
-            SELECT day, engine, eco, 'duration' AS metric, duration AS v FROM r
-            WHERE status = 'succeeded' AND duration >= 0
-            UNION ALL
-            SELECT day, engine, eco, 'queue', queue FROM r WHERE queue >= 0
-        )
-        SELECT day, GROUPING(engine), COALESCE(engine, eco), metric, count(*),
-               CASE WHEN count(*) <= %s THEN array_agg(v)
-                    ELSE percentile_cont(%s::float8[]) WITHIN GROUP (ORDER BY v) END
-        FROM m GROUP BY GROUPING SETS ((day, metric, engine), (day, metric, eco))
-    """  # noqa: S608 - only placeholders are interpolated
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*eco_params, *where_params, SKETCH_POINTS, list(SKETCH_FRACTIONS)])
-        return [
-            (day, "ecosystem" if by_eco else "engine", group, metric, n, sorted(points))
-            for day, by_eco, group, metric, n, points in cursor.fetchall()
-        ]
-
-
-def _timing_rows_python(days: set[date]) -> list[TimingRow]:
+def _timing_rows(days: set[date]) -> list[TimingRow]:
+    """The days' finished runs' durations and queue waits, per engine and per ecosystem, as
+    sketches (console.sketch: the same numbers PostgreSQL's percentile_cont gives)."""
     values: dict[tuple[date, str, str, str], list[float]] = defaultdict(list)
     runs = TrainingRun.objects.filter(_days_q("completed_at", days), status__in=FINISHED_STATUSES)
     fields = ("engine", "base_model", "status", "submitted_at", "started_at", "completed_at")
@@ -241,10 +209,7 @@ def _timing_rows_python(days: set[date]) -> list[TimingRow]:
 
 def _rebuild_timings(days: set[date]) -> None:
     RunTimingDailyStat.objects.filter(day__in=days).delete()
-    if connection.vendor == "postgresql":
-        rows = _timing_rows_postgresql(days)
-    else:  # the SQLite dev default: the same numbers, computed here
-        rows = _timing_rows_python(days)
+    rows = _timing_rows(days)
     RunTimingDailyStat.objects.bulk_create(
         [
             RunTimingDailyStat(day=d, group_kind=k, group=g, metric=m, samples=n, points=pts)
@@ -317,12 +282,16 @@ def _rebuild_events(days: set[date]) -> None:
     )
 
 
+def _later(old: datetime | None, new: datetime | None) -> datetime | None:
+    return max((t for t in (old, new) if t is not None), default=None)
+
+
 def _update_activity(created: Q) -> None:
     """Fold the latest eligible / AI Toolkit run times of the runs matching `created` into each
-    user's row, keeping whichever is later (a backfill step brings only older news). One
-    INSERT … SELECT … ON CONFLICT, so a backfill step never ships its users through Python."""
+    user's row, keeping whichever is later (a backfill step brings only older news). Safe to
+    read then write: the caller holds the rollup state's lock, the only writer of these rows."""
     runs = TrainingRun.objects.filter(created, base_model__in=AI_TOOLKIT_BASES)
-    select = (
+    latest = (
         runs.values("owner_id")
         .annotate(
             eligible=Max("created_at"), ai=Max("created_at", filter=Q(engine=catalog.AI_TOOLKIT))
@@ -330,21 +299,31 @@ def _update_activity(created: Q) -> None:
         .values_list("owner_id", "eligible", "ai")
         .order_by()
     )
-    select_sql, params = select.query.sql_with_params()
-    later = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's scalar max
-    table = UserTrainingActivity._meta.db_table
-
-    def keep_later(column: str) -> str:
-        old, new = f"{table}.{column}", f"excluded.{column}"
-        return f"{column} = {later}(COALESCE({old}, {new}), COALESCE({new}, {old}))"
-
-    sql = (
-        f"INSERT INTO {table} (owner_id, last_eligible_at, last_ai_toolkit_at) {select_sql} "
-        f"ON CONFLICT (owner_id) DO UPDATE SET {keep_later('last_eligible_at')}, "
-        f"{keep_later('last_ai_toolkit_at')}"
+    known: dict[int, tuple[datetime | None, datetime | None]] = {
+        owner_id: (eligible, ai)
+        for owner_id, eligible, ai in UserTrainingActivity.objects.filter(
+            owner__in=runs.values("owner_id")
+        ).values_list("owner_id", "last_eligible_at", "last_ai_toolkit_at")
+    }
+    rows = []
+    for owner_id, eligible, ai in latest:
+        old = known.get(owner_id)
+        if old is not None:
+            eligible, ai = _later(old[0], eligible), _later(old[1], ai)
+            if (eligible, ai) == old:
+                continue  # older news (a backfill step): nothing to write
+        rows.append(
+            UserTrainingActivity(
+                owner_id=owner_id, last_eligible_at=eligible, last_ai_toolkit_at=ai
+            )
+        )
+    UserTrainingActivity.objects.bulk_create(
+        rows,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["owner"],
+        update_fields=["last_eligible_at", "last_ai_toolkit_at"],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
 
 
 def _rebuild_user_days() -> None:
@@ -423,11 +402,8 @@ def _wipe() -> None:
 
 
 def _lock_state() -> RollupState | None:
-    query = RollupState.objects.filter(key=STATE_KEY)
-    if connection.features.has_select_for_update_skip_locked:
-        # Another process is refreshing: do not wait, its pass is as good as ours.
-        query = query.select_for_update(skip_locked=True)
-    return query.first()
+    # Another process is refreshing: do not wait, its pass is as good as ours.
+    return RollupState.objects.filter(key=STATE_KEY).select_for_update(skip_locked=True).first()
 
 
 def rollup_refresh(

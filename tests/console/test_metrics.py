@@ -10,12 +10,8 @@ from django.core.exceptions import PermissionDenied
 from django.test import override_settings
 
 from console.metrics import Dashboard, GroupStats, training_dashboard, window_days
-from console.models import RollupState, RunDailyStat
-from console.rollup import (
-    _timing_rows_postgresql,
-    _timing_rows_python,
-    rollup_refresh,
-)
+from console.models import RollupState, RunDailyStat, RunTimingDailyStat, UserTrainingActivity
+from console.rollup import rollup_refresh
 from console.sketch import Distribution, percentile_cont, sketch
 from tests.conftest import make_user
 from tests.console.helpers import MIN, ago, make_run, refreshed
@@ -304,17 +300,40 @@ def test_history_is_built_a_week_per_step(owner: User, boss: User) -> None:
     assert training_dashboard(user=boss, days=30).total.started == 4
 
 
-def test_python_and_postgresql_timing_sketches_agree(owner: User) -> None:
+def test_a_days_timings_are_stored_per_engine_and_ecosystem(owner: User) -> None:
+    # Kohya runs of 5, 7, 11 minutes after queues of 5, 7, 11 seconds; a failed AI Toolkit run
+    # waited 42 s (its training time is not a duration). All finish on the same UTC day.
+    noon = datetime.combine(ago(days=2).date(), time(12, 0), tzinfo=UTC)
     for minutes in (5, 7, 11):
-        make_run(owner, duration=minutes * MIN, queue=minutes)
-    make_run(owner, engine="ai-toolkit", base_model="flux_dev", status="failed",
+        make_run(owner, created=noon, duration=minutes * MIN, queue=minutes)
+    make_run(owner, engine="ai-toolkit", base_model="flux_dev", status="failed", created=noon,
              error_code="orchestrator_failed", queue=42)  # fmt: skip
-    days = {r.completed_at.date() for r in TrainingRun.objects.all() if r.completed_at}
+    refreshed()
+    rows = {
+        (t.day, t.group_kind, t.group, t.metric): (t.samples, [round(p, 6) for p in t.points])
+        for t in RunTimingDailyStat.objects.all()
+    }
+    day = noon.date()
+    assert rows == {
+        (day, "engine", "kohya", "duration"): (3, [300.0, 420.0, 660.0]),
+        (day, "ecosystem", "sdxl", "duration"): (3, [300.0, 420.0, 660.0]),
+        (day, "engine", "kohya", "queue"): (3, [5.0, 7.0, 11.0]),
+        (day, "ecosystem", "sdxl", "queue"): (3, [5.0, 7.0, 11.0]),
+        (day, "engine", "ai-toolkit", "queue"): (1, [42.0]),
+        (day, "ecosystem", "flux1", "queue"): (1, [42.0]),
+    }
 
-    def normal(rows: list) -> set:
-        return {(d, k, g, m, n, tuple(round(p, 6) for p in pts)) for d, k, g, m, n, pts in rows}
 
-    assert normal(_timing_rows_postgresql(days)) == normal(_timing_rows_python(days))
+def test_a_backfill_never_moves_a_users_latest_run_back(owner: User) -> None:
+    recent = make_run(owner, created=ago(days=1))  # Kohya on SDXL: eligible, not AI Toolkit
+    older = make_run(owner, engine="ai-toolkit", created=ago(days=20))
+    rollup_refresh(budget=0)  # the newest week only
+    activity = UserTrainingActivity.objects.get(owner=owner)
+    assert (activity.last_eligible_at, activity.last_ai_toolkit_at) == (recent.created_at, None)
+    rollup_refresh(budget=None)  # older weeks: older news for the same user
+    activity.refresh_from_db()
+    assert activity.last_eligible_at == recent.created_at
+    assert activity.last_ai_toolkit_at == older.created_at
 
 
 def test_only_moderators_and_superusers_read_it(owner: User, mod: User, boss: User) -> None:
