@@ -155,7 +155,10 @@ CONTENT_SECURITY_POLICY = {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
-        "img-src": ["'self'", "data:"],
+        # Sample images are served by the orchestrator's blob storage, not by us: any https
+        # origin (images cannot run code); with DEBUG, the emulator's loopback http too.
+        "img-src": ["'self'", "data:", "https:"]
+        + (["http://127.0.0.1:*", "http://localhost:*"] if DEBUG else []),
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
