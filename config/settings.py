@@ -325,7 +325,12 @@ CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 180, minimum=20)
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_IMPORTS = ["console.tasks", "training.progress", "training.webhooks.delivery", "training.webhooks.services"]
+CELERY_IMPORTS = [
+    "console.tasks",
+    "training.progress",
+    "training.webhooks.delivery",
+    "training.webhooks.services",
+]
 CELERY_BEAT_SCHEDULE = {
     "reconcile-runs": {
         "task": "training.tasks.reconcile_runs_task",

@@ -94,7 +94,9 @@ def test_the_run_page_shows_parameters_timeline_payload_epochs_and_samples(
     page = browser_for(owner).get(f"/runs/{run.pk}").content.decode()
     assert "1 / 5 epochs" in page
     assert 'href="https://blobs.example.com/e1.safetensors"' in page
-    assert '<img src="https://blobs.example.com/e1-0.png" alt="Epoch 1: ' in page  # its prompt follows
+    assert (
+        '<img src="https://blobs.example.com/e1-0.png" alt="Epoch 1: ' in page
+    )  # its prompt follows
     assert "<summary>Orchestrator payload</summary>" in page
     assert "imageResourceTraining" in page  # the exact body, from training.payloads
     assert "<code>Epochs</code>" in page and "maxTrainEpochs</code>" not in page  # the form's label

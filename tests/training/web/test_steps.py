@@ -141,7 +141,9 @@ def test_a_step_with_a_problem_stays_and_says_it_in_the_forms_words(
     assert bad_model.status_code == 400
     page = bad_model.content.decode()
     assert _visible_step(page) == "model" and 'value="not an air"' in page
-    assert field_error(page, "customModel").startswith("Custom checkpoint must be a checkpoint's full AIR")
+    assert field_error(page, "customModel").startswith(
+        "Custom checkpoint must be a checkpoint's full AIR"
+    )
 
     no_data = _step(client, "data", **MODEL, dataSource="upload")
     assert no_data.status_code == 400 and _visible_step(no_data.content.decode()) == "data"
