@@ -87,8 +87,14 @@ def transition(
             run_id=run_id, kind=kind, from_status=str(expected), to_status=str(to),
             message=message, data=data or {},
         )  # fmt: skip
-        run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
+        if str(to) in ANNOUNCED:
+            run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
     return True
+
+
+# The states a run's followers (webhooks: start, completed) hear about. Submitting and submitted
+# say nothing to them, so the submission path pays no announcement.
+ANNOUNCED = frozenset({str(RunStatus.PROCESSING), *(str(s) for s in TERMINAL_STATUSES)})
 
 
 def _note(run_id: UUID | str, kind: str, message: str, data: dict[str, Any] | None = None) -> None:
