@@ -227,13 +227,20 @@ class RunSerializer(serializers.Serializer[Any]):
     )
     eta = serializers.SerializerMethodField(help_text="Null `at` when there is nothing to go on.")
 
+    def _timing(self, run: TrainingRun) -> dict[str, Any]:
+        # Both fields come from one reading of the clock and the run's pace.
+        timings: dict[Any, dict[str, Any]] = self.context.setdefault("_timings", {})
+        if run.pk not in timings:
+            timings[run.pk] = run_timing(run)
+        return timings[run.pk]
+
     @extend_schema_field(serializers.IntegerField())
     def get_elapsedSeconds(self, run: TrainingRun) -> int:
-        return int(run_timing(run)["elapsedSeconds"])
+        return int(self._timing(run)["elapsedSeconds"])
 
     @extend_schema_field(EtaSerializer())
     def get_eta(self, run: TrainingRun) -> dict[str, Any]:
-        eta: dict[str, Any] = run_timing(run)["eta"]
+        eta: dict[str, Any] = self._timing(run)["eta"]
         return eta
 
     @extend_schema_field(RunErrorSerializer(allow_null=True))
