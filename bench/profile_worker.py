@@ -1,0 +1,143 @@
+"""Where a submission's time goes: N runs submitted one after another in this process
+(`lifecycle.run_submit`, as `submit_run_task` calls it) next to N bare POSTs of the same bodies
+(the worker benchmark's baseline task), against the emulator over loopback HTTP.
+
+Prints, per submission: wall time, this process's CPU, time waiting on PostgreSQL (every
+statement timed through Django's documented `connection.execute_wrapper`), statements, and the
+heaviest functions by CPU (cProfile on `time.process_time`). bench/RESULTS.md quotes it.
+
+    python bench/profile_worker.py [--runs N] [--top K]
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.common import PY, ROOT, bench_env, free_port, manage, recreate_database, wait_port
+
+DB = "training_bench_profile"
+
+
+class StatementClock:
+    """Django's documented hook around every statement: how many, and the time spent in them."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.kinds: Counter[str] = Counter()
+
+    def __call__(
+        self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any
+    ) -> Any:
+        began = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - began
+            self.kinds[sql.split(None, 1)[0].upper()] += 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=300)
+    parser.add_argument("--top", type=int, default=25)
+    args = parser.parse_args()
+    n = args.runs
+
+    recreate_database(DB)
+    port = free_port()
+    env = bench_env(
+        DB,
+        REDIS_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11"),
+        ORCHESTRATOR_URL=f"http://127.0.0.1:{port}",
+        EMULATOR_DROP_CALLBACKS="true",
+        EMULATOR_QUEUE_SECONDS="100000",
+    )
+    manage(env, "migrate", "--noinput")
+    os.environ.update(env)
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from training import lifecycle
+    from training.models import TrainingRun
+    from training.orchestrator.client import get_client
+    from training.payloads import workflow_body
+
+    owner = User.objects.create_user("bench")
+    emulator = subprocess.Popen(
+        [PY, "manage.py", "run_orchestrator_emulator", "--port", str(port)], cwd=ROOT, env=env
+    )
+    wait_port(port)
+
+    def fresh_runs() -> list[TrainingRun]:
+        runs = [
+            TrainingRun(
+                owner=owner, base_model="sdxl", engine="kohya", lora_name="bench", image_count=24,
+                training_data_url="https://data.example.com/set.zip",
+                params={"maxTrainEpochs": 10, "numRepeats": 9, "trainBatchSize": 4,
+                        "resolution": 1024},
+            )
+            for _ in range(n)
+        ]  # fmt: skip
+        for run in runs:
+            run.payload = workflow_body(run, run_id=run.pk)
+        return TrainingRun.objects.bulk_create(runs)
+
+    def measure(label: str, calls: list[Callable[[], Any]]) -> tuple[dict[str, float], str]:
+        clock = StatementClock()
+        profile = cProfile.Profile(time.process_time)
+        calls[0]()  # connections and imports warm before the clock starts
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        with connection.execute_wrapper(clock):
+            profile.enable()
+            for call in calls[1:]:
+                call()
+            profile.disable()
+        count = len(calls) - 1
+        numbers = {
+            "wall_ms": (time.perf_counter() - wall0) * 1000 / count,
+            "cpu_ms": (time.process_time() - cpu0) * 1000 / count,
+            "db_ms": clock.seconds * 1000 / count,
+            "statements": sum(clock.kinds.values()) / count,
+        }
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("cumulative").print_stats(args.top)
+        kinds = ", ".join(f"{k} {v / count:.1f}" for k, v in sorted(clock.kinds.items()))
+        print(f"\n### {label}: {numbers} ({kinds})\n{out.getvalue()}")
+        return numbers, kinds
+
+    try:
+        client = get_client()
+        bodies = [run.payload for run in fresh_runs()]
+        base, _ = measure("bare POST", [lambda b=b: client.submit(b) for b in bodies])
+        ids = [str(run.pk) for run in fresh_runs()]
+        sub, kinds = measure(
+            "run_submit", [lambda i=i: lifecycle.run_submit(run_id=i) for i in ids]
+        )
+    finally:
+        emulator.terminate()
+        emulator.wait(20)
+    print("\n| per submission | bare POST | `run_submit` |\n|---|---|---|")
+    for key in ("wall_ms", "cpu_ms", "db_ms", "statements"):
+        print(f"| {key} | {base[key]:.2f} | {sub[key]:.2f} |")
+    print(f"\nstatements of a submission: {kinds}")
+    return 0
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    raise SystemExit(main())
