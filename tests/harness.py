@@ -203,3 +203,9 @@ class Stack:
         )
         r.raise_for_status()
         return str(r.json()["token"])
+
+    def session(self, username: str, password: str) -> requests.Session:
+        """A client of the web process signed in as the user with an API token."""
+        session = requests.Session()
+        session.headers["Authorization"] = "Token " + self.token(username, password)
+        return session

@@ -6,4 +6,6 @@ class TrainingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from training.webhooks import receivers  # noqa: F401  (connects the run_changed receiver)
+        # The API turns run_changed into webhook deliveries: it renders the body (a run as the
+        # API shows it) and hands it to training/webhooks/, which never imports the API.
+        from training.api import receivers  # noqa: F401

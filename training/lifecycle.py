@@ -88,7 +88,7 @@ def transition(
             message=message, data=data or {},
         )  # fmt: skip
         if str(to) in ANNOUNCED:
-            run_changed_on_commit(run_id)  # webhooks follow the run (training/webhooks/)
+            run_changed_on_commit(run_id)  # webhooks follow the run (training/api/receivers.py)
     return True
 
 

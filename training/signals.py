@@ -1,5 +1,5 @@
-"""Signals the run's life sends to the surfaces that follow it (the webhooks), so the runs layer
-never imports them."""
+"""Signals the run's life sends to the surfaces that follow it (the API's webhook receiver,
+training/api/receivers.py), so the runs layer never imports them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from uuid import UUID
 from django.db import transaction
 from django.dispatch import Signal
 
-# Sent after the commit of any change to a run's status or outputs; kwargs: run_id (str).
+# Sent after the commit of any change to a run's status or outputs; kwargs: run_id (str). Sent
+# again by the webhook sweep for runs whose announcement may have been lost, so a receiver must
+# be idempotent (it compares what it announced with the run as it is).
 run_changed = Signal()
 
 

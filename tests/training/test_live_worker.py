@@ -1,79 +1,57 @@
 """Live progress and webhooks with the real parts: gunicorn, Celery worker and beat processes, a
-private Redis, the emulator over HTTP training at a few seconds an epoch, a real receiver."""
+private Redis, the emulator over HTTP training at a few seconds an epoch, a real receiver (the
+stack and Olivia's API session: tests/training/conftest.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 
 import pytest
 import requests
 
 from emulator.config import EmulatorConfig
-from emulator.server import EmulatorServer
-from tests.conftest import make_user, run_body
-from tests.harness import Redis, Stack, wait_until
+from tests.conftest import run_body
+from tests.harness import Stack, wait_until
 from tests.training.test_webhooks import Receiver
 from training.webhooks.models import WebhookDelivery
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.slow,
+    pytest.mark.usefixtures("beat"),
+]
 
 EPOCH_SECONDS = 3.0
 
 
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(
-        "127.0.0.1",
-        0,
-        EmulatorConfig(queue_seconds=0.3, seconds_per_epoch=EPOCH_SECONDS, callback_backoff=0.1),
-    )
-    server.start()
-    yield server
-    server.stop()
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(queue_seconds=0.3, seconds_per_epoch=EPOCH_SECONDS, callback_backoff=0.1)
 
 
 @pytest.fixture
-def stack(emulator: EmulatorServer) -> Iterator[Stack]:
-    redis = Redis()
-    redis.start()
+def stack_env() -> dict[str, str]:
     # The reconciler is slowed right down, so only callbacks can bring epochs in quickly.
-    s = Stack(
-        orchestrator_url=emulator.url,
-        redis=redis,
-        RECONCILE_QUIET_SECONDS="600",
-        WEBHOOK_SWEEP_EVERY_SECONDS="1",
-        WEBHOOK_READ_TIMEOUT="4",
-        WEBHOOK_CONNECT_TIMEOUT="1",
-        WEBHOOK_RETRY_BASE_SECONDS="0.5",
-    )
-    s.start_web()
-    s.start_worker()
-    s.start_beat()
-    yield s
-    s.stop()
-    redis.stop()
-
-
-@pytest.fixture
-def api(stack: Stack) -> requests.Session:
-    make_user("olivia")
-    session = requests.Session()
-    session.headers["Authorization"] = "Token " + stack.token("olivia", "pw-olivia")
-    return session
+    return {
+        "RECONCILE_QUIET_SECONDS": "600",
+        "WEBHOOK_SWEEP_EVERY_SECONDS": "1",
+        "WEBHOOK_READ_TIMEOUT": "4",
+        "WEBHOOK_CONNECT_TIMEOUT": "1",
+        "WEBHOOK_RETRY_BASE_SECONDS": "0.5",
+    }
 
 
 def test_epochs_arrive_one_by_one_through_the_api_as_the_emulator_trains(
-    stack: Stack, api: requests.Session
+    stack: Stack, owner_api: requests.Session
 ) -> None:
     body = run_body(params={"maxTrainEpochs": 4})
-    run = api.post(f"{stack.url}/api/v1/training-runs/", json=body, timeout=10).json()
+    run = owner_api.post(f"{stack.url}/api/v1/training-runs/", json=body, timeout=10).json()
     url = f"{stack.url}/api/v1/training-runs/{run['id']}/"
     seen: list[tuple[float, int]] = []  # (seconds since start, epochs shown)
     start = time.monotonic()
     while time.monotonic() - start < 60:
-        shown = api.get(url, timeout=10).json()
+        shown = owner_api.get(url, timeout=10).json()
         count = len(shown["epochs"])
         if not seen or seen[-1][1] != count:
             seen.append((round(time.monotonic() - start, 1), count))
@@ -92,7 +70,7 @@ def test_epochs_arrive_one_by_one_through_the_api_as_the_emulator_trains(
 
 
 def test_a_webhook_delivery_survives_a_worker_killed_mid_delivery(
-    stack: Stack, api: requests.Session
+    stack: Stack, owner_api: requests.Session
 ) -> None:
     receiver = Receiver()
     try:
@@ -101,7 +79,7 @@ def test_a_webhook_delivery_survives_a_worker_killed_mid_delivery(
         body = run_body(
             params={"maxTrainEpochs": 1}, webhook=receiver.url, webhookEventsFilter=["completed"]
         )
-        run = api.post(f"{stack.url}/api/v1/training-runs/", json=body, timeout=10).json()
+        run = owner_api.post(f"{stack.url}/api/v1/training-runs/", json=body, timeout=10).json()
         wait_until(lambda: receiver.received, timeout=60)
         stack.kill("worker")  # SIGKILL mid-request: no answer was read, nothing recorded
         delivery = WebhookDelivery.objects.get(run_id=run["id"])
@@ -112,7 +90,7 @@ def test_a_webhook_delivery_survives_a_worker_killed_mid_delivery(
         )
         ids = {headers["webhook-id"] for headers, _ in receiver.received}
         assert ids == {delivery.id}  # at least once, always the same webhook-id
-        secret = api.get(f"{stack.url}/api/v1/webhooks/secret/", timeout=10).json()["key"]
+        secret = owner_api.get(f"{stack.url}/api/v1/webhooks/secret/", timeout=10).json()["key"]
         from standardwebhooks import Webhook
 
         headers, payload = receiver.received[-1]

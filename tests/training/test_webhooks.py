@@ -25,6 +25,7 @@ from training.models import RunStatus, TrainingRun
 from training.orchestrator.contracts.base import WorkflowState
 from training.webhooks.delivery import webhook_send_task
 from training.webhooks.models import WebhookDelivery
+from training.webhooks.services import webhook_sweep_task
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -128,6 +129,28 @@ def test_start_output_and_completed_arrive_signed_in_order_as_the_run_api_shows_
         k: v for k, v in shown.items() if k not in ("eta", "elapsedSeconds", "updatedAt")
     }
     assert [e["epochNumber"] for e in last["epochs"]] == [1, 2]
+
+
+def test_the_sweep_announces_a_run_whose_announcement_was_lost(
+    client_for: Callable[[User | None], APIClient], owner: User, receiver: Receiver
+) -> None:
+    api = client_for(owner)
+    run_id = create(api, webhook=receiver.url)
+    # The run trained and finished, but no run_changed reached the receiver (the process died
+    # between the commit and its on_commit hooks): nothing was announced.
+    now = timezone.now()
+    TrainingRun.objects.filter(pk=run_id).update(
+        status=RunStatus.SUCCEEDED, started_at=now, completed_at=now
+    )
+    assert not WebhookDelivery.objects.filter(run_id=run_id).exists()
+    webhook_sweep_task()
+    webhook_sweep_task()  # each event once, however often the sweep comes by
+    kinds = [d.event for d in WebhookDelivery.objects.filter(run_id=run_id).order_by("seq")]
+    assert kinds == ["start", "completed"]
+    assert send(run_id) == "idle"
+    assert receiver.events() == ["succeeded", "succeeded"]
+    shown = api.get(f"/api/v1/training-runs/{run_id}/").json()
+    assert json.loads(receiver.received[-1][1])["events"] == shown["events"]
 
 
 def test_a_receiver_answering_500_then_204_gets_it_once_with_the_same_webhook_id(

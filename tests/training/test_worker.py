@@ -1,9 +1,9 @@
-"""The worker end to end: real web and Celery processes, a private Redis, the emulator over HTTP."""
+"""The worker end to end: real web and Celery processes, a private Redis, the emulator over HTTP
+(the stack and Olivia's API session: tests/training/conftest.py)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -12,45 +12,12 @@ import requests
 from django.contrib.auth.models import User
 from django.db import connection
 
-from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.conftest import make_user, run_body
-from tests.harness import Redis, Stack, wait_until
+from tests.harness import Stack, wait_until
 from training.models import RunEvent, TrainingRun
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
-
-
-@pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(
-        "127.0.0.1",
-        0,
-        EmulatorConfig(queue_seconds=0.3, seconds_per_epoch=0.3, callback_backoff=0.1),
-    )
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def stack(emulator: EmulatorServer) -> Iterator[Stack]:
-    redis = Redis()
-    redis.start()
-    s = Stack(orchestrator_url=emulator.url, redis=redis)
-    s.start_web()
-    s.start_worker()
-    yield s
-    s.stop()
-    redis.stop()
-
-
-@pytest.fixture
-def owner_api(stack: Stack) -> requests.Session:
-    make_user("olivia")
-    session = requests.Session()
-    session.headers["Authorization"] = "Token " + stack.token("olivia", "pw-olivia")
-    return session
 
 
 def create(stack: Stack, api: requests.Session, **overrides: Any) -> dict[str, Any]:
@@ -273,8 +240,7 @@ def test_someone_elses_run_cannot_be_canceled_or_retried(
     stack.kill("worker")
     run = create(stack, owner_api)
     make_user("mallory")
-    other = requests.Session()
-    other.headers["Authorization"] = "Token " + stack.token("mallory", "pw-mallory")
+    other = stack.session("mallory", "pw-mallory")
     for action in ("cancel", "retry"):
         url = f"{stack.url}/api/v1/training-runs/{run['id']}/{action}/"
         assert other.post(url, timeout=10).status_code == 404

@@ -16,7 +16,7 @@ from rest_framework.test import APIClient
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.conftest import make_user, opt_in, run_body
-from tests.harness import Redis, Stack, wait_until
+from tests.harness import Stack, wait_until
 from training import lifecycle
 from training.models import RunEvent, TrainingRun
 from training.orchestrator.callbacks import callback_url
@@ -199,35 +199,17 @@ def test_an_unreachable_orchestrator_leaves_the_stored_links_in_place(
 # --- end to end ---------------------------------------------------------------------------------
 
 
+# The stack of tests/training/conftest.py, with the emulator and the processes speaking beta86.
 @pytest.fixture
-def emulator() -> Iterator[EmulatorServer]:
-    server = EmulatorServer(
-        "127.0.0.1",
-        0,
-        EmulatorConfig(
-            contract="beta86", queue_seconds=0.2, seconds_per_epoch=0.15, callback_backoff=0.1
-        ),
+def emulator_config() -> EmulatorConfig:
+    return EmulatorConfig(
+        contract="beta86", queue_seconds=0.2, seconds_per_epoch=0.15, callback_backoff=0.1
     )
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
-def stack(emulator: EmulatorServer) -> Iterator[Stack]:
-    redis = Redis()
-    redis.start()
-    s = Stack(
-        orchestrator_url=emulator.url,
-        redis=redis,
-        ORCHESTRATOR_CONTRACT="beta86",
-        ORCHESTRATOR_CURRENCIES="blue",
-    )
-    s.start_web()
-    s.start_worker()
-    yield s
-    s.stop()
-    redis.stop()
+def stack_env() -> dict[str, str]:
+    return {"ORCHESTRATOR_CONTRACT": "beta86", "ORCHESTRATOR_CURRENCIES": "blue"}
 
 
 @pytest.fixture
@@ -238,9 +220,7 @@ def mod_api(stack: Stack) -> requests.Session:
     flag, _ = Flag.objects.get_or_create(name="aiToolkitTraining", defaults={"superusers": False})
     flag.groups.add(Group.objects.get(name="mod"))
     assert user.groups.filter(name="mod").exists()
-    session = requests.Session()
-    session.headers["Authorization"] = "Token " + stack.token("maude", "pw-maude")
-    return session
+    return stack.session("maude", "pw-maude")
 
 
 @pytest.mark.slow

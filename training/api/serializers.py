@@ -15,6 +15,7 @@ from training.orchestrator.callbacks import callback_tokens_redacted
 from training.payloads import stored_workflow_body
 from training.progress import run_timing
 from training.runspec import resolve_run, uri_problem
+from training.webhooks.targets import webhook_url_problem
 from vocabulary import catalog
 from websafety.hosts import private_host_reason
 
@@ -144,8 +145,6 @@ class RunInputSerializer(StrictSerializer):
     )
 
     def validate_webhook(self, value: str) -> str:
-        from training.webhooks.targets import webhook_url_problem
-
         problem = webhook_url_problem(value)
         if problem:
             raise serializers.ValidationError(problem, code="unsafe_webhook")

@@ -3,18 +3,18 @@ into deliveries (each event once, in order)."""
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
 from celery import shared_task
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
 from training.models import TrainingRun
+from training.signals import run_changed
 from training.webhooks.delivery import webhook_send_task
 from training.webhooks.keys import new_key
 from training.webhooks.models import (
@@ -45,18 +45,14 @@ def run_webhook_set(*, run: TrainingRun, url: str, events: list[str] | None) -> 
     return RunWebhook.objects.create(run=run, url=url, events=chosen)
 
 
-def _body(run: TrainingRun) -> str:
-    # The run as GET /api/v1/training-runs/{id}/ returns it (this package is a surface).
-    from training.api.serializers import RunDetailSerializer
-
-    return json.dumps(RunDetailSerializer(run).data, cls=DjangoJSONEncoder)
-
-
-def run_webhook_announce(*, run_id: UUID | str) -> list[str]:
+def run_webhook_announce(*, run_id: UUID | str, render: Callable[[TrainingRun], str]) -> list[str]:
     """Create the deliveries for what the run did since the last announcement: `start` once it
     trains, `output` when it has more epochs, `completed` once finished; in that order, each
     once (the webhook row is locked while it is compared and advanced). Events the client did
-    not ask for advance the marks without a delivery. Returns the new delivery ids."""
+    not ask for advance the marks without a delivery. Returns the new delivery ids.
+
+    `render` gives the body of the run as it is now: the caller's (the API's) representation of
+    a run, asked for under the lock and only when a delivery is made."""
     with transaction.atomic():
         hook = RunWebhook.objects.select_for_update().filter(run__pk=run_id).first()
         if hook is None or hook.completed_announced:
@@ -78,7 +74,7 @@ def run_webhook_announce(*, run_id: UUID | str) -> list[str]:
         wanted = [e for e in happened if e in hook.events]
         made: list[str] = []
         if wanted:
-            body = _body(run)
+            body = render(run)
             now = timezone.now()
             for event in wanted:
                 delivery = WebhookDelivery.objects.create(
@@ -106,11 +102,13 @@ def delivery_log(run_id: Any) -> list[WebhookAttempt]:
 @shared_task(ignore_result=True)
 def webhook_sweep_task() -> int:
     """The safety net: runs with a delivery overdue (its task lost, or its worker killed) get a
-    sender again, and runs whose announcement was lost are announced."""
+    sender again, and runs whose announcement was lost are announced: their `run_changed` is
+    sent again, so the receiver that renders bodies (training/api/receivers.py) announces them
+    the way it announces every change."""
     for run_id in RunWebhook.objects.filter(completed_announced=False).values_list(
         "run_id", flat=True
     )[:500]:
-        run_webhook_announce(run_id=run_id)
+        run_changed.send(sender="training.TrainingRun", run_id=str(run_id))
     overdue = timezone.now() - timedelta(seconds=5)
     run_ids = set(
         WebhookDelivery.objects.filter(
