@@ -290,8 +290,12 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "inte
 BENCH_MODE = False
 # Bearer token for /metrics; empty means only loopback addresses may scrape it.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
-# The console's rollups: a reader refreshes rollups older than this.
+# The console's rollups: a reader refreshes rollups older than this, and spends at most this long
+# of its request building missing history (the Celery task builds the rest).
 TRAINING_ROLLUP_MAX_AGE_SECONDS = env_float("TRAINING_ROLLUP_MAX_AGE_SECONDS", 60.0, minimum=0)
+TRAINING_ROLLUP_REQUEST_BUDGET_SECONDS = env_float(
+    "TRAINING_ROLLUP_REQUEST_BUDGET_SECONDS", 2.0, minimum=0
+)
 # The rollout guard (flags/conf.py): AI Toolkit's success rate over the window, on enough runs.
 ROLLOUT_MIN_SUCCESS_RATE = env_float("ROLLOUT_MIN_SUCCESS_RATE", 0.9, minimum=0, maximum=1)
 ROLLOUT_MIN_FINISHED_RUNS = env_int("ROLLOUT_MIN_FINISHED_RUNS", 20, minimum=1)

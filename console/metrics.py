@@ -4,8 +4,8 @@
 Windows are whole UTC days ending today: 7 days = today and the six before. Two clocks count:
 - by the day a run was created: runs started, cost, adoption, parameter usage;
 - by the day a run ended: success rate, failure reasons, training duration, queue wait.
-A run is finished when it succeeded, failed or expired (selectors.FINISHED_STATUSES); a user's
-cancel says nothing about the engine, so it is shown but not in the success rate.
+A run is finished when it succeeded, failed or expired (training.stats.FINISHED_STATUSES); a
+user's cancel says nothing about the engine, so it is shown but not in the success rate.
 Exact: every count, rate, cost and distinct-user figure. Percentiles merge daily quantile sketches:
 exact while each day has at most 51 values per engine, within about one percentile rank beyond.
 """
@@ -26,7 +26,7 @@ from console.models import (
     RollupState,
     UserActivityDailyStat,
 )
-from console.rollup import AI_TOOLKIT_BASES, PARAMS, rollup_ensure_fresh
+from console.rollup import rollup_ensure_fresh
 from console.sketch import Distribution
 from console.windows import WINDOWS, rows_for_window
 from flags.registry import AI_TOOLKIT_TRAINING
@@ -34,6 +34,7 @@ from flags.services import RolloutGuard as Guard
 from flags.services import rollout_guard as flags_rollout_guard
 from flags.tiers import is_moderator
 from training.selectors import ecosystem_of
+from training.stats import AI_TOOLKIT_BASES, PARAMS
 from vocabulary import catalog
 
 DEFAULT_WINDOW = 30

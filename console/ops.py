@@ -1,8 +1,8 @@
 """Operations: the numbers behind /metrics (prometheus-client) and the checks behind /healthz.
 
 /metrics reads the daily rollups for its counters and its histogram, and the runs table only
-through an index for its gauges (active runs: few rows on the status index), so a scrape costs the
-same at any number of runs (bench/RESULTS.md).
+through an index for its gauges (`training.stats.active_runs`: few rows on the status index), so a
+scrape costs the same at any number of runs (bench/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Min, Sum
+from django.db.models import Sum
 from django.http import HttpRequest
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
@@ -34,14 +33,14 @@ from prometheus_client.registry import Collector
 
 from console.metrics import Guard, rollout_guard
 from console.models import Basis, RunDailyStat, RunEventDailyStat
-from console.rollup import (
+from console.rollup import LATENCY_BUCKETS, LATENCY_KIND, LATENCY_SUM, rollup_ensure_fresh
+from training.stats import (
     ERROR_KINDS,
-    LATENCY_BUCKETS,
-    LATENCY_KIND,
-    LATENCY_SUM,
-    rollup_ensure_fresh,
+    TERMINAL_STATUSES,
+    RunEventKind,
+    RunStatus,
+    active_runs,
 )
-from training.models import ACTIVE_STATUSES, TERMINAL_STATUSES, RunEvent, RunStatus, TrainingRun
 from vocabulary import catalog
 
 # --- access --------------------------------------------------------------------------------------
@@ -125,28 +124,16 @@ def ops_snapshot() -> OpsSnapshot:
             continue
         for status in TERMINAL_STATUSES:
             finished[(row["engine"], str(status))] = row[str(status)]
-    active: dict[tuple[str, str], int] = {}
-    oldest_pending: datetime | None = None
-    live = (
-        TrainingRun.objects.filter(status__in=ACTIVE_STATUSES)
-        .values("engine", "status")
-        .annotate(n=Count("pk"), oldest=Min("created_at"))
-        .order_by()
-    )
-    for row in live:
-        active[(row["engine"], row["status"])] = row["n"]
-        if row["status"] == RunStatus.PENDING:
-            oldest = row["oldest"]
-            oldest_pending = oldest if oldest_pending is None else min(oldest_pending, oldest)
+    live = active_runs()
     errors = {kind: 0 for kind in (*ERROR_KINDS, "other")}
     callbacks = 0
     latency_buckets: dict[str, int] = {}
     latency_sum = 0.0
     events = RunEventDailyStat.objects.values("kind", "label").annotate(n=Sum("events"))
     for row in events.order_by():
-        if row["kind"] == RunEvent.Kind.CALLBACK:
+        if row["kind"] == RunEventKind.CALLBACK:
             callbacks += row["n"]
-        elif row["kind"] == RunEvent.Kind.SUBMIT_ERROR:
+        elif row["kind"] == RunEventKind.SUBMIT_ERROR:
             errors[row["label"] or "other"] = errors.get(row["label"] or "other", 0) + row["n"]
         elif row["kind"] == LATENCY_KIND and row["label"] == LATENCY_SUM:
             latency_sum = float(row["n"])
@@ -156,8 +143,10 @@ def ops_snapshot() -> OpsSnapshot:
     return OpsSnapshot(
         created=created,
         finished=finished,
-        active=active,
-        pending_oldest_seconds=(now - oldest_pending).total_seconds() if oldest_pending else None,
+        active=live.counts,
+        pending_oldest_seconds=(
+            (now - live.oldest_pending).total_seconds() if live.oldest_pending else None
+        ),
         latency_buckets=latency_buckets,
         latency_sum=latency_sum,
         errors=errors,

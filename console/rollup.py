@@ -6,6 +6,8 @@ pass (by `updated_at`, which every transition sets) and recomputes, from the run
 those belong to; recomputing a day is idempotent, so passes may overlap and never double-count.
 History is built newest day first, a week per step, within a time budget, so the first pass on a
 large table does not hold a request for minutes (the dashboard says how far back it is built).
+The runs and their events are read only through `training.stats`, which returns plain rows; what
+is kept of them, and how, is decided here.
 
 Passes run from the Celery task in console.tasks when beat schedules it, and otherwise
 from whoever reads a rollup older than TRAINING_ROLLUP_MAX_AGE_SECONDS (`rollup_ensure_fresh`).
@@ -17,16 +19,13 @@ from __future__ import annotations
 import logging
 import time as clock
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from datetime import UTC, date, datetime, timedelta
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Case, Count, F, Max, Min, Q, Sum, Value, When
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Coalesce, TruncDate
+from django.db import transaction
+from django.db.models import Count
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from console.models import (
@@ -42,9 +41,8 @@ from console.models import (
 )
 from console.sketch import sketch
 from console.windows import snapshot_windows
-from training.models import RunEvent, RunStatus, TrainingRun
-from training.selectors import FINISHED_STATUSES, ecosystem_of
-from vocabulary import catalog
+from training import stats
+from training.selectors import ecosystem_of
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +51,10 @@ STATE_KEY = "runs"
 # a slow commit is never missed (recomputing a day twice is harmless).
 OVERLAP = timedelta(minutes=2)
 BACKFILL_DAYS = 7
-DEFAULT_REQUEST_BUDGET_SECONDS = 2.0  # backfill time a reader's request may spend
+# Owners looked up per query when folding their latest runs into UserTrainingActivity: one query
+# up to here, and a bounded number of bound parameters past it.
+OWNERS_PER_QUERY = 10_000
 
-TERMINAL = (*FINISHED_STATUSES, RunStatus.CANCELED)
-# Base models on which a user could have chosen AI Toolkit: the adoption denominator.
-AI_TOOLKIT_BASES = tuple(
-    k for k, b in catalog.BASE_MODELS.items() if catalog.AI_TOOLKIT in b.engines
-)
-EVENT_KINDS = (RunEvent.Kind.CALLBACK, RunEvent.Kind.SUBMIT_ERROR)
-ERROR_KINDS = ("transient", "auth", "rejected")  # lifecycle's "<kind>: <message>" prefixes
 # Submission latency (created -> submitted), per day the run was created: one RunEventDailyStat
 # row per bucket (kind LATENCY_KIND, label = the bucket's upper bound, events = runs in it, not
 # cumulative) and one with label "sum" (whole seconds). /metrics sums every day into a cumulative
@@ -69,76 +62,45 @@ ERROR_KINDS = ("transient", "auth", "rejected")  # lifecycle's "<kind>: <message
 LATENCY_KIND = "latency"
 LATENCY_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 LATENCY_SUM = "sum"
-PARAMS = ("optimizer", "scheduler", "network_dim", "epochs")
-
-
-def _day_start(day: date) -> datetime:
-    return datetime.combine(day, time.min, tzinfo=UTC)
-
-
-def _ranges(days: Iterable[date]) -> list[tuple[datetime, datetime]]:
-    """Days as [start, end) datetime ranges, consecutive days merged."""
-    out: list[tuple[datetime, datetime]] = []
-    for day in sorted(set(days)):
-        start = _day_start(day)
-        if out and out[-1][1] == start:
-            out[-1] = (out[-1][0], start + timedelta(days=1))
-        else:
-            out.append((start, start + timedelta(days=1)))
-    return out
-
-
-def _days_q(field: str, days: Iterable[date]) -> Q:
-    q = Q()
-    for start, end in _ranges(days):
-        q |= Q(**{f"{field}__gte": start, f"{field}__lt": end})
-    return q
-
-
-def _utc_date(field: str) -> TruncDate:
-    return TruncDate(field, tzinfo=UTC)
 
 
 def _rebuild_runs(basis: str, days: set[date]) -> None:
     RunDailyStat.objects.filter(basis=basis, day__in=days).delete()
+    objects: list[RunDailyStat] = []
     if basis == Basis.CREATED:
-        keys: tuple[str, ...] = ("day", "engine", "base_model")
-        runs = TrainingRun.objects.filter(_days_q("created_at", days)).annotate(
-            day=_utc_date("created_at")
-        )
-        aggregates: dict[str, Any] = {
-            "runs": Count("pk"),
-            "cost_runs": Count("charged_cost"),
-            "cost_total": Coalesce(Sum("charged_cost"), 0),
-        }
-    else:
-        keys = ("day", "engine", "base_model", "error_code")
-        runs = TrainingRun.objects.filter(
-            _days_q("completed_at", days), status__in=TERMINAL
-        ).annotate(day=_utc_date("completed_at"))
-        aggregates = {
-            "runs": Count("pk"),
-            **{
-                str(status): Count("pk", filter=Q(status=status))
-                for status in (
-                    RunStatus.SUCCEEDED,
-                    RunStatus.FAILED,
-                    RunStatus.EXPIRED,
-                    RunStatus.CANCELED,
+        for c in stats.run_counts_created_per_day(days):
+            objects.append(
+                RunDailyStat(
+                    basis=basis,
+                    day=c.day,
+                    engine=c.engine,
+                    base_model=c.base_model,
+                    runs=c.runs,
+                    cost_runs=c.cost_runs,
+                    cost_total=c.cost_total,
                 )
-            },
-            "error_example": Max("error_message"),
-        }
-    rows = runs.values(*keys).annotate(**aggregates).order_by()
-    objects = []
-    for row in rows:
-        if row.get("error_example"):
-            row["error_example"] = row["error_example"][:500]
-        objects.append(RunDailyStat(basis=basis, **row))
+            )
+    else:
+        for d in stats.run_counts_completed_per_day(days):
+            objects.append(
+                RunDailyStat(
+                    basis=basis,
+                    day=d.day,
+                    engine=d.engine,
+                    base_model=d.base_model,
+                    error_code=d.error_code,
+                    runs=d.runs,
+                    succeeded=d.succeeded,
+                    failed=d.failed,
+                    expired=d.expired,
+                    canceled=d.canceled,
+                    error_example=(d.error_example or "")[:500],
+                )
+            )
     RunDailyStat.objects.bulk_create(objects, batch_size=2000)
 
 
-def _param_value(value: Any) -> str:
+def _param_value(value: str | None) -> str:
     if value is None:
         return ""
     text = str(value)
@@ -149,32 +111,13 @@ def _param_value(value: Any) -> str:
 
 def _rebuild_params(days: set[date]) -> None:
     RunParamDailyStat.objects.filter(day__in=days).delete()
-    rows = (
-        TrainingRun.objects.filter(_days_q("created_at", days))
-        .annotate(
-            day=_utc_date("created_at"),
-            optimizer=KeyTextTransform("optimizerType", "params"),
-            scheduler=KeyTextTransform("lrScheduler", "params"),
-            network_dim=KeyTextTransform("networkDim", "params"),
-            # AI Toolkit's name for epochs is `epochs`; the legacy engines' is `maxTrainEpochs`.
-            epochs=Coalesce(
-                KeyTextTransform("epochs", "params"), KeyTextTransform("maxTrainEpochs", "params")
-            ),
-        )
-        .values("day", "engine", "status", *PARAMS)
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
     totals: dict[tuple[date, str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for r in rows:
-        n = r["n"]
-        for param in PARAMS:
-            counts = totals[(r["day"], r["engine"], param, _param_value(r[param]))]
-            counts[0] += n
-            if r["status"] in FINISHED_STATUSES:
-                counts[2] += n
-                if r["status"] == RunStatus.SUCCEEDED:
-                    counts[1] += n
+    for r in stats.param_counts_per_day(days):
+        for param in stats.PARAMS:
+            counts = totals[(r.day, r.engine, param, _param_value(r.values[param]))]
+            counts[0] += r.runs
+            counts[1] += r.succeeded
+            counts[2] += r.finished
     RunParamDailyStat.objects.bulk_create(
         [
             RunParamDailyStat(
@@ -193,12 +136,17 @@ def _timing_rows(days: set[date]) -> list[TimingRow]:
     """The days' finished runs' durations and queue waits, per engine and per ecosystem, as
     sketches (console.sketch: the same numbers PostgreSQL's percentile_cont gives)."""
     values: dict[tuple[date, str, str, str], list[float]] = defaultdict(list)
-    runs = TrainingRun.objects.filter(_days_q("completed_at", days), status__in=FINISHED_STATUSES)
-    fields = ("engine", "base_model", "status", "submitted_at", "started_at", "completed_at")
-    for engine, base_model, status, submitted, started, completed in runs.values_list(*fields):
+    for (
+        engine,
+        base_model,
+        succeeded,
+        submitted,
+        started,
+        completed,
+    ) in stats.run_timings_finished_on(days):
         day = completed.astimezone(UTC).date()
         groups = (("engine", engine), ("ecosystem", ecosystem_of(base_model)))
-        if status == RunStatus.SUCCEEDED and started and completed >= started:
+        if succeeded and started and completed >= started:
             for kind, group in groups:
                 values[(day, kind, group, "duration")].append((completed - started).total_seconds())
         if submitted and started and started >= submitted:
@@ -221,62 +169,27 @@ def _rebuild_timings(days: set[date]) -> None:
 
 def _rebuild_latency(days: set[date]) -> None:
     RunEventDailyStat.objects.filter(day__in=days, kind=LATENCY_KIND).delete()
-    latency = F("submitted_at") - F("created_at")
-    buckets: dict[str, Any] = {}
-    low: timedelta | None = None
-    for bound in (*LATENCY_BUCKETS, None):
-        within = Q() if low is None else Q(latency__gt=low)
-        if bound is not None:
-            within &= Q(latency__lte=timedelta(seconds=bound))
-        buckets[f"b{len(buckets)}"] = Count("pk", filter=within)
-        low = timedelta(seconds=bound) if bound is not None else None
-    rows = (
-        # submitted_at before created_at is a clock problem, not a latency: left out.
-        TrainingRun.objects.filter(_days_q("created_at", days), submitted_at__gte=F("created_at"))
-        .annotate(day=_utc_date("created_at"), latency=latency)
-        .values("day")
-        .annotate(total=Sum("latency"), **buckets)
-        .order_by()
-    )
     labels = [str(b) for b in LATENCY_BUCKETS] + ["+Inf"]
     objects = []
-    for row in rows:
-        for i, label in enumerate(labels):
-            if row[f"b{i}"]:
+    for row in stats.submit_latency_per_day(days, bounds=LATENCY_BUCKETS):
+        for label, n in zip(labels, row.counts, strict=True):
+            if n:
                 objects.append(
-                    RunEventDailyStat(
-                        day=row["day"], kind=LATENCY_KIND, label=label, events=row[f"b{i}"]
-                    )
+                    RunEventDailyStat(day=row.day, kind=LATENCY_KIND, label=label, events=n)
                 )
-        seconds = round(row["total"].total_seconds()) if row["total"] else 0
+        seconds = round(row.total.total_seconds()) if row.total else 0
         objects.append(
-            RunEventDailyStat(day=row["day"], kind=LATENCY_KIND, label=LATENCY_SUM, events=seconds)
+            RunEventDailyStat(day=row.day, kind=LATENCY_KIND, label=LATENCY_SUM, events=seconds)
         )
     RunEventDailyStat.objects.bulk_create(objects, batch_size=2000)
 
 
 def _rebuild_events(days: set[date]) -> None:
-    RunEventDailyStat.objects.filter(day__in=days, kind__in=EVENT_KINDS).delete()
-    label = Case(
-        *[
-            When(kind=RunEvent.Kind.SUBMIT_ERROR, message__startswith=f"{k}:", then=Value(k))
-            for k in ERROR_KINDS
-        ],
-        When(kind=RunEvent.Kind.SUBMIT_ERROR, then=Value("other")),
-        default=Value(""),
-        output_field=models.CharField(),
-    )
-    rows = (
-        RunEvent.objects.filter(_days_q("created_at", days), kind__in=EVENT_KINDS)
-        .annotate(day=_utc_date("created_at"), label=label)
-        .values("day", "kind", "label")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
+    RunEventDailyStat.objects.filter(day__in=days, kind__in=stats.EVENT_KINDS).delete()
     RunEventDailyStat.objects.bulk_create(
         [
-            RunEventDailyStat(day=r["day"], kind=r["kind"], label=r["label"], events=r["n"])
-            for r in rows
+            RunEventDailyStat(day=r.day, kind=r.kind, label=r.label, events=r.events)
+            for r in stats.events_per_day(days)
         ],
         batch_size=2000,
     )
@@ -286,27 +199,23 @@ def _later(old: datetime | None, new: datetime | None) -> datetime | None:
     return max((t for t in (old, new) if t is not None), default=None)
 
 
-def _update_activity(created: Q) -> None:
-    """Fold the latest eligible / AI Toolkit run times of the runs matching `created` into each
-    user's row, keeping whichever is later (a backfill step brings only older news). Safe to
-    read then write: the caller holds the rollup state's lock, the only writer of these rows."""
-    runs = TrainingRun.objects.filter(created, base_model__in=AI_TOOLKIT_BASES)
-    latest = (
-        runs.values("owner_id")
-        .annotate(
-            eligible=Max("created_at"), ai=Max("created_at", filter=Q(engine=catalog.AI_TOOLKIT))
+def _update_activity(latest: list[stats.LatestRuns]) -> None:
+    """Fold owners' latest eligible / AI Toolkit run times into each one's row, keeping whichever
+    is later (a backfill step brings only older news). Safe to read then write: the caller holds
+    the rollup state's lock, the only writer of these rows."""
+    known: dict[int, tuple[datetime | None, datetime | None]] = {}
+    owners = [row.owner_id for row in latest]
+    for i in range(0, len(owners), OWNERS_PER_QUERY):
+        known.update(
+            (owner_id, (eligible, ai))
+            for owner_id, eligible, ai in UserTrainingActivity.objects.filter(
+                owner__in=owners[i : i + OWNERS_PER_QUERY]
+            ).values_list("owner_id", "last_eligible_at", "last_ai_toolkit_at")
         )
-        .values_list("owner_id", "eligible", "ai")
-        .order_by()
-    )
-    known: dict[int, tuple[datetime | None, datetime | None]] = {
-        owner_id: (eligible, ai)
-        for owner_id, eligible, ai in UserTrainingActivity.objects.filter(
-            owner__in=runs.values("owner_id")
-        ).values_list("owner_id", "last_eligible_at", "last_ai_toolkit_at")
-    }
     rows = []
-    for owner_id, eligible, ai in latest:
+    for owner_id, eligible_at, ai_at in latest:
+        eligible: datetime | None = eligible_at
+        ai: datetime | None = ai_at
         old = known.get(owner_id)
         if old is not None:
             eligible, ai = _later(old[0], eligible), _later(old[1], ai)
@@ -332,7 +241,7 @@ def _rebuild_user_days() -> None:
     for column, slot in (("last_eligible_at", 0), ("last_ai_toolkit_at", 1)):
         rows = (
             UserTrainingActivity.objects.filter(**{f"{column}__isnull": False})
-            .annotate(day=_utc_date(column))
+            .annotate(day=TruncDate(column, tzinfo=UTC))
             .values("day")
             .annotate(n=Count("pk"))
             .order_by()
@@ -347,30 +256,6 @@ def _rebuild_user_days() -> None:
             for d, (e, a) in per_day.items()
         ]
     )
-
-
-def _touched_days(since: datetime) -> tuple[set[date], set[date], set[date]]:
-    created: set[date] = set()
-    completed: set[date] = set()
-    touched = (
-        TrainingRun.objects.filter(updated_at__gte=since)
-        .annotate(c=_utc_date("created_at"), d=_utc_date("completed_at"))
-        .values_list("c", "d")
-        .distinct()
-        .order_by()
-    )
-    for created_day, completed_day in touched:
-        created.add(created_day)
-        if completed_day is not None:
-            completed.add(completed_day)
-    events = set(
-        RunEvent.objects.filter(created_at__gte=since, kind__in=EVENT_KINDS)
-        .annotate(d=_utc_date("created_at"))
-        .values_list("d", flat=True)
-        .distinct()
-        .order_by()
-    )
-    return created, completed, events
 
 
 def _rebuild_days(created: set[date], completed: set[date], events: set[date]) -> None:
@@ -429,9 +314,8 @@ def rollup_refresh(
         if full or state.built_from is None or state.history_start is None:
             _wipe()
             # Completion follows creation, but imported or repaired rows may not: take both.
-            firsts = TrainingRun.objects.aggregate(c=Min("created_at"), d=Min("completed_at"))
             today = started.astimezone(UTC).date()
-            known = [t.astimezone(UTC).date() for t in firsts.values() if t is not None]
+            known = [t.astimezone(UTC).date() for t in stats.first_run_times() if t is not None]
             state.history_start = min(known, default=today)
             state.built_from = today + timedelta(days=1)
             state.changes_since = None
@@ -439,14 +323,14 @@ def rollup_refresh(
         history_start: date = state.history_start
         touched = 0
         if state.changes_since is not None:
-            created, completed, events = _touched_days(state.changes_since)
+            changed = stats.touched_days_since(state.changes_since)
             # Days not built yet are left to the backfill, which will see these changes too.
-            created = {d for d in created if d >= built_from}
-            completed = {d for d in completed if d >= built_from}
-            events = {d for d in events if d >= built_from}
+            created = {d for d in changed.created if d >= built_from}
+            completed = {d for d in changed.completed if d >= built_from}
+            events = {d for d in changed.events if d >= built_from}
             _rebuild_days(created, completed, events)
             # Runs touched since the last pass include every run created since then.
-            _update_activity(Q(updated_at__gte=state.changes_since))
+            _update_activity(stats.latest_runs_touched_since(state.changes_since))
             touched = len(created | completed | events)
         backfilled = 0
         while built_from > history_start:
@@ -455,7 +339,7 @@ def rollup_refresh(
             low = max(history_start, built_from - timedelta(days=BACKFILL_DAYS))
             days = {low + timedelta(days=i) for i in range((built_from - low).days)}
             _rebuild_days(days, days, days)
-            _update_activity(_days_q("created_at", days))
+            _update_activity(stats.latest_runs_created_on(days))
             backfilled += len(days)
             built_from = low
         state.built_from = built_from
@@ -489,13 +373,7 @@ def rollup_ensure_fresh() -> RollupState | None:
     try:
         rollup_refresh(
             max_age=max_age_seconds() if state and state.complete else None,
-            budget=float(
-                getattr(
-                    settings,
-                    "TRAINING_ROLLUP_REQUEST_BUDGET_SECONDS",
-                    DEFAULT_REQUEST_BUDGET_SECONDS,
-                )
-            ),
+            budget=settings.TRAINING_ROLLUP_REQUEST_BUDGET_SECONDS,
         )
     except Exception:  # a failed pass must not take the page down: it shows the data's age
         log.exception("training rollup refresh failed")

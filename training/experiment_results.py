@@ -10,8 +10,7 @@ from django.db.models import Count, Q, QuerySet
 from experiments import stats
 from experiments.models import Arm, DefaultsChange, DefaultsOverride, Experiment
 from experiments.values import scope_label
-from training.models import RunStatus, TrainingRun
-from training.selectors import FINISHED_STATUSES
+from training.models import FINISHED_STATUSES, RunStatus, TrainingRun
 
 ASSIGNED = "assigned"
 OVERRODE_ALL = "overrode_all"

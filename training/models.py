@@ -25,6 +25,8 @@ TERMINAL_STATUSES = frozenset(
 ACTIVE_STATUSES = frozenset(
     {RunStatus.PENDING, RunStatus.SUBMITTING, RunStatus.SUBMITTED, RunStatus.PROCESSING}
 )
+# A run counts as finished when it ended on its own; a user's cancel says nothing about the engine.
+FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.EXPIRED)
 
 ENGINE_CHOICES = [(key, info.label) for key, info in catalog.ENGINES.items()]
 BASE_MODEL_CHOICES = [(key, m.label) for key, m in catalog.BASE_MODELS.items()]

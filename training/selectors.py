@@ -13,13 +13,10 @@ from django.utils import timezone
 from experiments.defaults import effective_defaults
 from experiments.defaults import snapshot as defaults_snapshot
 from flags.gates import is_feature_active
-from training.models import RunStatus, TrainingRun
+from training.models import FINISHED_STATUSES, RunStatus, TrainingRun
 from training.orchestrator.contracts import active as active_contract
 from training.runspec import ai_toolkit_unavailable
 from vocabulary import catalog
-
-# A run counts as finished when it ended on its own; a user's cancel says nothing about the engine.
-FINISHED_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.EXPIRED)
 
 
 def ecosystem_of(base_model: str) -> str:
