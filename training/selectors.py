@@ -1,4 +1,5 @@
-"""Every read of training runs, scoped by the acting user."""
+"""Reads of training runs for a request, scoped by the acting user (operator-wide aggregates,
+for the console: training/stats.py)."""
 
 from __future__ import annotations
 

@@ -1,13 +1,15 @@
 """Operator-wide reads of runs and run events: the aggregates the console's rollups and /metrics
 are built from, across every owner.
 
-Why a module of its own rather than more functions in `selectors.py`: every read there takes the
-acting user and is scoped by owner (another user's run does not exist for them), and it sits on the
-flags and experiments layers to resolve what that user may see. These reads take no user, answer
-for the whole service, and need nothing but the runs table, so the console's read path does not
-pull in the gate. They return plain rows (dataclasses, tuples, sets), never a queryset to refine:
-how runs are queried (day ranges, JSON keys of the params, which event messages are which error
-kind) stays here, beside the models; what is kept of it and how it is shown stays in `console/`.
+Why a module of its own rather than more functions in `selectors.py`: the reads there serve a
+request for its user, scoped by owner (another user's run does not exist for them), and the module
+sits on the flags and experiments layers to resolve what that user may see. These take no user,
+answer for the whole service and need nothing but the runs table, so the console's read path does
+not pull in the gate. (`selectors.engine_success_rate`, the rollout guard's one number, predates
+this module and stays there under the name flags and the docs know it by.) They return plain rows
+(dataclasses, tuples, sets), never a queryset to refine: how runs are queried (day ranges, the
+params' JSON keys, which event messages are which error kind) stays here, beside the models; what
+is kept of it and how it is shown stays in `console/`.
 
 Days are UTC days. A set of days is queried as datetime ranges, consecutive days merged, so the
 indexes on `created_at`/`completed_at` serve them.
