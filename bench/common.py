@@ -101,3 +101,22 @@ def write_section(name: str, text: str) -> None:
         else body.rstrip() + "\n\n" + block
     )
     RESULTS.write_text(body.rstrip() + "\n")
+
+
+def pending_runs(owner: object, n: int) -> list[object]:
+    """N pending SDXL runs of `owner`, each with its body stored as a create stores it
+    (training/services.py): what the worker benchmarks submit. Call after django.setup()."""
+    from training.models import TrainingRun
+    from training.payloads import workflow_body
+
+    runs = [
+        TrainingRun(
+            owner=owner, base_model="sdxl", engine="kohya", lora_name="bench", image_count=24,
+            training_data_url="https://data.example.com/set.zip",
+            params={"maxTrainEpochs": 10, "numRepeats": 9, "trainBatchSize": 4, "resolution": 1024},
+        )
+        for _ in range(n)
+    ]  # fmt: skip
+    for run in runs:
+        run.payload = workflow_body(run, run_id=run.pk)
+    return list(TrainingRun.objects.bulk_create(runs))

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.common import PY, ROOT, bench_env, free_port, manage, recreate_database, wait_port
+from bench.common import (
+    PY,
+    ROOT,
+    bench_env,
+    free_port,
+    manage,
+    pending_runs,
+    recreate_database,
+    wait_port,
+)
 
 DB = "training_bench_profile"
 
@@ -83,7 +92,6 @@ def main() -> int:
     from training import lifecycle
     from training.models import TrainingRun
     from training.orchestrator.client import get_client
-    from training.payloads import workflow_body
 
     owner = User.objects.create_user("bench")
     emulator = subprocess.Popen(
@@ -92,18 +100,7 @@ def main() -> int:
     wait_port(port)
 
     def fresh_runs() -> list[TrainingRun]:
-        runs = [
-            TrainingRun(
-                owner=owner, base_model="sdxl", engine="kohya", lora_name="bench", image_count=24,
-                training_data_url="https://data.example.com/set.zip",
-                params={"maxTrainEpochs": 10, "numRepeats": 9, "trainBatchSize": 4,
-                        "resolution": 1024},
-            )
-            for _ in range(n)
-        ]  # fmt: skip
-        for run in runs:
-            run.payload = workflow_body(run, run_id=run.pk)
-        return TrainingRun.objects.bulk_create(runs)
+        return pending_runs(owner, n)  # type: ignore[return-value]
 
     def measure(label: str, calls: list[Callable[[], Any]]) -> tuple[dict[str, float], str]:
         clock = StatementClock()

@@ -24,6 +24,7 @@ from bench.common import (
     free_port,
     manage,
     median,
+    pending_runs,
     recreate_database,
     wait_port,
     write_section,
@@ -62,7 +63,6 @@ def main() -> int:
 
     from config.celery import app
     from training.models import TrainingRun
-    from training.payloads import workflow_body
     from training.tasks import bench_post_workflow_task, submit_run_task
 
     owner = User.objects.create_user("bench")
@@ -77,18 +77,7 @@ def main() -> int:
         return int(requests.get(stats_url, headers=auth, timeout=10).json()["submissions"])
 
     def fresh_runs() -> list[TrainingRun]:
-        runs = [
-            TrainingRun(
-                owner=owner, base_model="sdxl", engine="kohya", lora_name="bench", image_count=24,
-                training_data_url="https://data.example.com/set.zip",
-                params={"maxTrainEpochs": 10, "numRepeats": 9, "trainBatchSize": 4,
-                        "resolution": 1024},
-            )
-            for _ in range(n)
-        ]  # fmt: skip
-        for run in runs:  # as a create stores it (training/services.py)
-            run.payload = workflow_body(run, run_id=run.pk)
-        return TrainingRun.objects.bulk_create(runs)
+        return pending_runs(owner, n)  # type: ignore[return-value]
 
     def timed(label: str, enqueue: list[tuple[object, object]], done: object) -> float:
         worker = subprocess.Popen(
