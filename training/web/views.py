@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from copy import copy
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from django.contrib import messages
@@ -145,12 +145,37 @@ def _data_set(request: HttpRequest, form: RunForm) -> tuple[DataSet | None, Fiel
     return data_set, None
 
 
+class _ReviewQuote(APIView):
+    # The review step asks the orchestrator for a price on every visit (cached by the exact body
+    # for ESTIMATE_CACHE_SECONDS): it spends from the same bucket as the live estimate and the
+    # API's, so no page can ask for prices faster than THROTTLE_RUN_ESTIMATE allows.
+    throttle_scope = "run_estimate"
+
+
+def _quote_wait(request: HttpRequest) -> float | None:
+    """None when the caller may ask for a price now; else the seconds until they may."""
+    throttle = AtomicScopedRateThrottle()
+    # The throttle reads only `.user` and `.META`, which the page's Django request has; wrapping
+    # it in DRF's Request would authenticate it again with the API's classes.
+    if throttle.allow_request(cast(Request, request), _ReviewQuote()):
+        return None
+    return throttle.wait() or 60.0
+
+
 def _review(request: HttpRequest, form: RunForm) -> dict[str, Any]:
     """What the review step shows: the problems left, or what will train and its price."""
     checked = check_submission(form, request=request, upload=None)
     if checked.spec is None:
         return {"errors": in_words(form, checked.errors), "status": checked.status}
     out: dict[str, Any] = {"errors": [], "status": 200, "spec": checked.spec}
+    wait = _quote_wait(request)
+    if wait is not None:
+        out["estimate_problem"] = (
+            f"Prices were asked for too often in the last minute; reload this page in "
+            f"{int(wait)} seconds to see this one. You can still start: the run is priced when "
+            f"it is sent."
+        )
+        return out
     try:
         out["estimate"] = services.training_run_estimate(spec=checked.spec)
     except services.OrchestratorUnavailable:

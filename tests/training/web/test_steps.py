@@ -288,3 +288,27 @@ def test_a_preset_applies_once_and_keeps_later_edits() -> None:
     form.raw_params["maxTrainEpochs"] = "12"  # edited under the preset
     form.apply_preset()
     assert form.raw_params["maxTrainEpochs"] == "12"
+
+
+def test_the_review_asks_for_prices_no_faster_than_the_estimate_limit_allows(
+    owner: User, browser_for: Browser, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rest_framework.throttling import SimpleRateThrottle
+
+    monkeypatch.setattr(
+        SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES,
+                                               "run_estimate": "2/min"}
+    )  # fmt: skip
+    client = browser_for(owner)
+    data = {**MODEL, **SETTINGS, "dataSource": "url", "imageCount": "12",
+            "dataUrl": "https://data.example.com/cats.zip"}  # fmt: skip
+    assert _step(client, "settings", **data)["Location"] == "/train/new?step=review"
+
+    priced = [client.get("/train/new?step=review").content.decode() for _ in range(2)]
+    assert all(re.search(r'id="estimate-cost">\d+ Buzz<', page) for page in priced)
+    refused = client.get("/train/new?step=review").content.decode()
+    assert 'id="estimate-cost">—<' in refused  # no price shown
+    assert "Prices were asked for too often in the last minute" in refused
+    # The page still lets them start: the run is priced when it is sent.
+    started = _step(client, "review", "start", **data)
+    assert started.status_code == 302 and TrainingRun.objects.filter(owner=owner).count() == 1
