@@ -9,7 +9,6 @@ from typing import Any
 import psycopg
 import pytest
 import requests
-from django.contrib.auth.models import User
 from django.db import connection
 
 from emulator.server import EmulatorServer
@@ -261,7 +260,3 @@ def test_the_estimate_is_the_orchestrators_whatif_for_the_exact_body(
     # The run remembers the price it was created with.
     run = create(stack, owner_api)
     assert TrainingRun.objects.get(pk=run["id"]).estimated_cost == first["cost"]["total"]
-
-
-def _unused(_: User) -> None:  # keeps the User import for type checkers of fixtures
-    pass

@@ -11,7 +11,9 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from django.contrib.auth.models import User
+from rest_framework.throttling import SimpleRateThrottle
 
 from training.models import TrainingRun
 
@@ -75,3 +77,9 @@ def form_data(**overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def throttle_rate(monkeypatch: pytest.MonkeyPatch, scope: str, rate: str) -> None:
+    """One throttle scope at another rate for this test (DRF reads its rates once, at import)."""
+    rates = {**SimpleRateThrottle.THROTTLE_RATES, scope: rate}
+    monkeypatch.setattr(SimpleRateThrottle, "THROTTLE_RATES", rates)

@@ -21,7 +21,7 @@ from rest_framework.test import APIClient
 from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from tests.flags.helpers import at_stage, opt_in
-from tests.training.web.helpers import field_error, form_data, make_run, zip_bytes
+from tests.training.web.helpers import field_error, form_data, make_run, throttle_rate, zip_bytes
 from training.models import TrainingRun
 from training.uploads import training_zips_prune
 
@@ -306,12 +306,7 @@ def test_a_zip_over_the_size_limit_is_refused(owner: User, browser_for: Browser)
 def test_uploading_too_often_answers_429_with_a_message_the_page_shows(
     owner: User, browser_for: Browser, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rest_framework.throttling import SimpleRateThrottle
-
-    monkeypatch.setattr(
-        SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES,
-                                               "training_upload": "2/hour"}
-    )  # fmt: skip
+    throttle_rate(monkeypatch, "training_upload", "2/hour")
     client = browser_for(owner)
     codes = [
         client.post("/train/upload", {"trainingZip": _zip(names=["1.png"])}).status_code

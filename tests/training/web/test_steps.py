@@ -21,7 +21,7 @@ from emulator.config import EmulatorConfig
 from emulator.server import EmulatorServer
 from flags.models import FeaturePreference
 from tests.flags.helpers import at_stage
-from tests.training.web.helpers import field_error, png
+from tests.training.web.helpers import field_error, png, throttle_rate
 from training.models import TrainingRun
 from training.orchestrator.client import get_client
 from training.web.forms import RunForm, page_params, range_text
@@ -293,12 +293,7 @@ def test_a_preset_applies_once_and_keeps_later_edits() -> None:
 def test_the_review_asks_for_prices_no_faster_than_the_estimate_limit_allows(
     owner: User, browser_for: Browser, emulator: EmulatorServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rest_framework.throttling import SimpleRateThrottle
-
-    monkeypatch.setattr(
-        SimpleRateThrottle, "THROTTLE_RATES", {**SimpleRateThrottle.THROTTLE_RATES,
-                                               "run_estimate": "2/min"}
-    )  # fmt: skip
+    throttle_rate(monkeypatch, "run_estimate", "2/min")
     client = browser_for(owner)
     data = {**MODEL, **SETTINGS, "dataSource": "url", "imageCount": "12",
             "dataUrl": "https://data.example.com/cats.zip"}  # fmt: skip
