@@ -4,6 +4,7 @@ budgets keep them from growing."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,11 +13,15 @@ from django.db import DataError, connection
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from emulator.config import EmulatorConfig
+from emulator.server import EmulatorServer
 from tests.conftest import run_body
-from training.lifecycle import transition
+from training.lifecycle import run_submit, transition
 from training.models import RunEvent, TrainingRun
 from training.orchestrator import contracts
 from training.orchestrator.callbacks import callback_url
+from training.orchestrator.client import get_client
+from training.payloads import workflow_body
 from training.runspec import RunSpec, resolve_run
 from training.services import ActiveRunLimit, training_run_create
 
@@ -105,3 +110,48 @@ def test_a_transition_from_a_state_the_run_left_changes_nothing(owner: User) -> 
     assert (stored.status, stored.workflow_id, stored.error_code) == ("submitted", "wf-1", "")
     kinds = list(RunEvent.objects.filter(run=run).values_list("to_status", flat=True))
     assert kinds == ["pending", "submitting", "submitted"]
+
+
+@pytest.fixture
+def orchestrator() -> Iterator[EmulatorServer]:
+    # Callbacks dropped: no web process listens in this test, and none should be reached.
+    config = EmulatorConfig(queue_seconds=3600, drop_callbacks=True)
+    server = EmulatorServer("127.0.0.1", 0, config)
+    server.start()
+    get_client.cache_clear()  # one client per process: this test's emulator, not an earlier one
+    with override_settings(ORCHESTRATOR_URL=server.url):
+        yield server
+    get_client.cache_clear()
+    server.stop()
+
+
+def _sent(run: TrainingRun) -> dict[str, Any]:
+    run.refresh_from_db()
+    assert run.status == "submitted", run.status
+    return get_client().get(run.workflow_id)["steps"][0]["input"]
+
+
+def test_a_submission_sends_the_body_stored_when_the_run_was_accepted(
+    owner: User, orchestrator: EmulatorServer
+) -> None:
+    run = training_run_create(owner=owner, spec=spec_for(owner))
+    stored = TrainingRun.objects.get(pk=run.pk).payload
+    # Even if the row's parameters changed since, what was accepted is what trains.
+    TrainingRun.objects.filter(pk=run.pk).update(params={**run.params, "maxTrainEpochs": 3})
+    assert run_submit(run_id=run.pk).status == "submitted"
+    assert _sent(run) == stored["steps"][0]["input"]
+
+
+def test_a_run_stored_before_bodies_were_is_sent_the_body_its_row_gives(
+    owner: User, orchestrator: EmulatorServer
+) -> None:
+    run = training_run_create(owner=owner, spec=spec_for(owner))
+    TrainingRun.objects.filter(pk=run.pk).update(payload={})
+    legacy = TrainingRun.objects.get(pk=run.pk)
+    with CaptureQueriesContext(connection) as captured:
+        assert run_submit(run_id=run.pk).status == "submitted"
+    expected = workflow_body(legacy, run_id=legacy.pk)["steps"][0]["input"]
+    assert _sent(run) == expected
+    # The whole row is read once for it, not a field at a time.
+    reads = [q for q in captured if q["sql"].startswith("SELECT")]
+    assert len(reads) == 2, [q["sql"] for q in reads]
