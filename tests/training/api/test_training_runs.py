@@ -196,3 +196,17 @@ def test_anonymous_cannot_cancel_or_retry(owner: User, client_for: Client) -> No
     run_id = client_for(owner).post(URL, run_body(), format="json").json()["id"]
     for action in ("cancel", "retry"):
         assert client_for(None).post(f"{URL}{run_id}/{action}/").status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_create_without_a_webhook_is_one_transaction_with_no_savepoint(
+    owner: User, client_for: Client
+) -> None:
+    api = client_for(owner)
+    assert api.post(URL, run_body(), format="json").status_code == 201  # warm: flags, caches
+    with CaptureQueriesContext(connection) as ctx:
+        assert api.post(URL, run_body(loraName="second"), format="json").status_code == 201
+    statements = [q["sql"] for q in ctx.captured_queries]
+    assert not [s for s in statements if "SAVEPOINT" in s], statements
+    # BEGIN, lock the owner, capped count, the run, its event, COMMIT (+ the token, if any).
+    assert len(statements) <= 7, statements
