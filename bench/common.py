@@ -103,6 +103,22 @@ def write_section(name: str, text: str) -> None:
     RESULTS.write_text(body.rstrip() + "\n")
 
 
+def submission_env(db: str, port: int) -> dict[str, str]:
+    """A fresh, migrated database for the worker benchmarks, and the environment of their
+    processes: the emulator on `port`, its workflows kept queued and its callbacks dropped, so
+    only submission is measured."""
+    recreate_database(db)
+    env = bench_env(
+        db,
+        REDIS_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11"),
+        ORCHESTRATOR_URL=f"http://127.0.0.1:{port}",
+        EMULATOR_DROP_CALLBACKS="true",
+        EMULATOR_QUEUE_SECONDS="100000",
+    )
+    manage(env, "migrate", "--noinput")
+    return env
+
+
 def pending_runs(owner: object, n: int) -> list[object]:
     """N pending SDXL runs of `owner`, each with its body stored as a create stores it
     (training/services.py): what the worker benchmarks submit. Call after django.setup()."""

@@ -28,11 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     PY,
     ROOT,
-    bench_env,
     free_port,
-    manage,
     pending_runs,
-    recreate_database,
+    submission_env,
     wait_port,
 )
 
@@ -72,16 +70,8 @@ def main() -> int:
     args = parser.parse_args()
     n = args.runs
 
-    recreate_database(DB)
     port = free_port()
-    env = bench_env(
-        DB,
-        REDIS_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11"),
-        ORCHESTRATOR_URL=f"http://127.0.0.1:{port}",
-        EMULATOR_DROP_CALLBACKS="true",
-        EMULATOR_QUEUE_SECONDS="100000",
-    )
-    manage(env, "migrate", "--noinput")
+    env = submission_env(DB, port)
     os.environ.update(env)
     import django
 

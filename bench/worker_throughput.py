@@ -20,12 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import (
     PY,
     ROOT,
-    bench_env,
     free_port,
-    manage,
     median,
     pending_runs,
-    recreate_database,
+    submission_env,
     wait_port,
     write_section,
 )
@@ -44,16 +42,8 @@ def main() -> int:
     k = args.workers or (2 if args.quick else 4)
     rounds = args.rounds or (1 if args.quick else 3)
 
-    recreate_database(DB)
     port = free_port()
-    env = bench_env(
-        DB,
-        REDIS_URL=os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11"),
-        ORCHESTRATOR_URL=f"http://127.0.0.1:{port}",
-        EMULATOR_DROP_CALLBACKS="true",
-        EMULATOR_QUEUE_SECONDS="100000",  # workflows stay queued: only submission is measured
-    )
-    manage(env, "migrate", "--noinput")
+    env = submission_env(DB, port)
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
     import django
