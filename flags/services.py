@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from django.apps import apps as global_apps
 from django.contrib.auth.models import Group, Permission
@@ -281,19 +281,10 @@ class SuccessRate:
         return self.succeeded / self.finished if self.finished else None
 
 
-class _Counts(Protocol):
-    # Read-only, so a frozen dataclass satisfies it.
-    @property
-    def succeeded(self) -> int: ...
-
-    @property
-    def finished(self) -> int: ...
-
-
 # The evidence the guard reads: succeeded and finished runs of an engine over the last `days`
 # days. Runs live above flags, so the app that knows them registers the counter at start-up
 # (console.apps); flags never imports them. Without one the guard sees no runs and refuses.
-EvidenceSource = Callable[..., _Counts]
+EvidenceSource = Callable[..., SuccessRate]
 _evidence: dict[str, EvidenceSource] = {}
 
 
@@ -305,8 +296,7 @@ def _success_rate(*, engine: str, days: int) -> SuccessRate:
     source = _evidence.get("runs")
     if source is None:
         return SuccessRate(0, 0)
-    counts = source(engine=engine, days=days)
-    return SuccessRate(succeeded=counts.succeeded, finished=counts.finished)
+    return source(engine=engine, days=days)
 
 
 @dataclass(frozen=True)

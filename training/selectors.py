@@ -3,7 +3,6 @@ for the console: training/stats.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -14,6 +13,7 @@ from django.utils import timezone
 from experiments.defaults import effective_defaults
 from experiments.defaults import snapshot as defaults_snapshot
 from flags.gates import is_feature_active
+from flags.services import SuccessRate
 from training.models import FINISHED_STATUSES, RunStatus, TrainingRun
 from training.orchestrator.contracts import active as active_contract
 from training.runspec import ai_toolkit_unavailable
@@ -43,16 +43,6 @@ def training_run_list(
 def training_run_get(*, user: Any, run_id: UUID | str) -> TrainingRun:
     """The caller's run; anyone else's is DoesNotExist, which the API answers with 404."""
     return TrainingRun.objects.get(owner=user, pk=run_id)
-
-
-@dataclass(frozen=True)
-class SuccessRate:
-    succeeded: int
-    finished: int
-
-    @property
-    def rate(self) -> float | None:
-        return self.succeeded / self.finished if self.finished else None
 
 
 def engine_success_rate(*, engine: str, days: int) -> SuccessRate:
