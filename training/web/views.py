@@ -145,19 +145,16 @@ def _data_set(request: HttpRequest, form: RunForm) -> tuple[DataSet | None, Fiel
     return data_set, None
 
 
-class _ReviewQuote(APIView):
-    # The review step asks the orchestrator for a price on every visit (cached by the exact body
-    # for ESTIMATE_CACHE_SECONDS): it spends from the same bucket as the live estimate and the
-    # API's, so no page can ask for prices faster than THROTTLE_RUN_ESTIMATE allows.
-    throttle_scope = "run_estimate"
-
-
 def _quote_wait(request: HttpRequest) -> float | None:
-    """None when the caller may ask for a price now; else the seconds until they may."""
+    """None when the caller may ask for a price now; else the seconds until they may.
+
+    The review step asks the orchestrator for a price on every visit (cached by the exact body
+    for ESTIMATE_CACHE_SECONDS), so it spends from the live estimate's bucket (EstimateView's
+    scope, shared with the API's): no page asks for prices faster than THROTTLE_RUN_ESTIMATE."""
     throttle = AtomicScopedRateThrottle()
     # The throttle reads only `.user` and `.META`, which the page's Django request has; wrapping
     # it in DRF's Request would authenticate it again with the API's classes.
-    if throttle.allow_request(cast(Request, request), _ReviewQuote()):
+    if throttle.allow_request(cast(Request, request), EstimateView()):
         return None
     return throttle.wait() or 60.0
 
