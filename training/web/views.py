@@ -83,19 +83,21 @@ _DRAFT_FIELDS = frozenset(
 _DRAFT_VALUE_MAX = 10_000
 
 
-class _UploadThrottleView:
-    throttle_scope = "training_upload"
-
-
-def _upload_allowed(request: HttpRequest) -> tuple[bool, float | None]:
-    """The upload endpoint's per-user rate, for every path that stores a zip (#16.4)."""
+def _throttle_wait(request: HttpRequest, endpoint: APIView) -> float | None:
+    """Counts this request against `endpoint`'s throttle scope: None when its rate admits it,
+    else the seconds until it would. Page steps that store a zip or ask for a price spend from
+    the bucket of the endpoint that does the same (UploadView, EstimateView), so no page path
+    goes around a limit (#16.4)."""
     throttle = AtomicScopedRateThrottle()
-    allowed = throttle.allow_request(request, _UploadThrottleView())  # type: ignore[arg-type]
-    return allowed, None if allowed else throttle.wait()
+    # The throttle reads only `.user` and `.META`, which the page's Django request has; wrapping
+    # it in DRF's Request would authenticate it again with the API's classes.
+    if throttle.allow_request(cast(Request, request), endpoint):
+        return None
+    return throttle.wait() or 60.0
 
 
-def _throttled_error(wait: float | None) -> FieldError:
-    minutes = max(1, round((wait or 60) / 60))
+def _throttled_error(wait: float) -> FieldError:
+    minutes = max(1, round(wait / 60))
     return FieldError(
         "trainingData",
         "trainingZip",
@@ -145,27 +147,15 @@ def _data_set(request: HttpRequest, form: RunForm) -> tuple[DataSet | None, Fiel
     return data_set, None
 
 
-def _quote_wait(request: HttpRequest) -> float | None:
-    """None when the caller may ask for a price now; else the seconds until they may.
-
-    The review step asks the orchestrator for a price on every visit (cached by the exact body
-    for ESTIMATE_CACHE_SECONDS), so it spends from the live estimate's bucket (EstimateView's
-    scope, shared with the API's): no page asks for prices faster than THROTTLE_RUN_ESTIMATE."""
-    throttle = AtomicScopedRateThrottle()
-    # The throttle reads only `.user` and `.META`, which the page's Django request has; wrapping
-    # it in DRF's Request would authenticate it again with the API's classes.
-    if throttle.allow_request(cast(Request, request), EstimateView()):
-        return None
-    return throttle.wait() or 60.0
-
-
 def _review(request: HttpRequest, form: RunForm) -> dict[str, Any]:
     """What the review step shows: the problems left, or what will train and its price."""
     checked = check_submission(form, request=request, upload=None)
     if checked.spec is None:
         return {"errors": in_words(form, checked.errors), "status": checked.status}
     out: dict[str, Any] = {"errors": [], "status": 200, "spec": checked.spec}
-    wait = _quote_wait(request)
+    # The review asks the orchestrator for a price on every visit (cached by the exact body for
+    # ESTIMATE_CACHE_SECONDS): it counts as an estimate.
+    wait = _throttle_wait(request, EstimateView())
     if wait is not None:
         out["estimate_problem"] = (
             f"Prices were asked for too often in the last minute; reload this page in "
@@ -403,8 +393,8 @@ def _new_run_checked(request: HttpRequest) -> HttpResponse:
         return redirect(_step_url("model"))
 
     if step == "data" and upload is not None:
-        allowed, wait = _upload_allowed(request)
-        if not allowed:
+        wait = _throttle_wait(request, UploadView())
+        if wait is not None:
             return _render_step(request, form, "data", [_throttled_error(wait)], status=429)
         data = training_data(form, user=request.user, upload=upload)
         if data.error:
@@ -426,8 +416,8 @@ def _new_run_checked(request: HttpRequest) -> HttpResponse:
                 if i.index in captions
             )
             if changed:
-                allowed, wait = _upload_allowed(request)  # a new zip is written: same rate
-                if not allowed:
+                wait = _throttle_wait(request, UploadView())  # a new zip is written: same rate
+                if wait is not None:
                     return _render_step(request, form, "data", [_throttled_error(wait)], 429)
                 stored = dataset.dataset_captions_save(
                     user=request.user,
@@ -492,8 +482,8 @@ def _submit_all(request: HttpRequest, form: RunForm, upload: Any) -> HttpRespons
             )
             first = min(STEPS.index(step_of(e)) for e in errors)
             return _render_step(request, form, STEPS[first], [*errors, note], rest.status)
-        allowed, wait = _upload_allowed(request)
-        if not allowed:
+        wait = _throttle_wait(request, UploadView())
+        if wait is not None:
             return _render_step(request, form, "data", [_throttled_error(wait)], status=429)
     return _create(request, form, upload)
 
