@@ -294,8 +294,9 @@ def _render_step(
     errors: list[FieldError] | None = None,
     status: int = 200,
     image_count: int | None = None,
+    data: dict[str, Any] | None = None,
 ) -> HttpResponse:
-    context = _new_run_context(request, form, errors or [], image_count, step=step)
+    context = _new_run_context(request, form, errors or [], image_count, data, step=step)
     if context["review"] and context["review"]["status"] != 200:
         status = context["review"]["status"]
     return _page(request, "training/new_run.html", context, status=status)
@@ -324,13 +325,14 @@ def new_run(request: HttpRequest) -> HttpResponse:
 def _new_run_get(request: HttpRequest) -> HttpResponse:
     step = request.GET.get("step", "")
     draft = None if request.GET.get("fresh") else _draft(request)
+    data = None
     if draft is not None and "baseModel" not in request.GET:
         form = RunForm.from_post(draft)
     else:
-        data = selectors.training_catalog(user=request.user)
+        data = selectors.training_catalog(user=request.user)  # the page reuses it: built once
         form = RunForm.initial(_default_base(request, data))
         request.session.pop(DRAFT_KEY, None)
-    return _render_step(request, form, step if step in STEPS else "model")
+    return _render_step(request, form, step if step in STEPS else "model", data=data)
 
 
 def _captions(post: QueryDict) -> dict[int, str]:
