@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import time as clock
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -69,37 +70,15 @@ LATENCY_SUM = "sum"
 
 def _rebuild_runs(basis: str, days: set[date]) -> None:
     RunDailyStat.objects.filter(basis=basis, day__in=days).delete()
-    objects: list[RunDailyStat] = []
-    if basis == Basis.CREATED:
-        for c in stats.run_counts_created_per_day(days):
-            objects.append(
-                RunDailyStat(
-                    basis=basis,
-                    day=c.day,
-                    engine=c.engine,
-                    base_model=c.base_model,
-                    runs=c.runs,
-                    cost_runs=c.cost_runs,
-                    cost_total=c.cost_total,
-                )
-            )
-    else:
-        for d in stats.run_counts_completed_per_day(days):
-            objects.append(
-                RunDailyStat(
-                    basis=basis,
-                    day=d.day,
-                    engine=d.engine,
-                    base_model=d.base_model,
-                    error_code=d.error_code,
-                    runs=d.runs,
-                    succeeded=d.succeeded,
-                    failed=d.failed,
-                    expired=d.expired,
-                    canceled=d.canceled,
-                    error_example=(d.error_example or "")[:500],
-                )
-            )
+    # The rows' fields are the table's columns (training.stats names them after RunDailyStat).
+    rows: list[Any] = (
+        stats.run_counts_created_per_day(days)
+        if basis == Basis.CREATED
+        else stats.run_counts_completed_per_day(days)
+    )
+    objects = [RunDailyStat(basis=basis, **asdict(row)) for row in rows]
+    for stat in objects:
+        stat.error_example = (stat.error_example or "")[:500]
     RunDailyStat.objects.bulk_create(objects, batch_size=2000)
 
 
