@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def queued(task: str) -> int:
-    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    # The broker is REDIS_URL's Redis (CELERY_BROKER_URL is the same URL in kombu's spelling,
+    # which redis-py does not read for a Unix socket: the embedded Redis of `make test`).
+    broker = redis.Redis.from_url(settings.REDIS_URL)
     messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
     return sum(1 for m in messages if m.get("headers", {}).get("task") == task)
 
